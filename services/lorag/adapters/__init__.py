@@ -1,0 +1,1 @@
+"""Adapter registry, admin and training APIs (lorag.adapters.v1, lorag.admin.v1)."""

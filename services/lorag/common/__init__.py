@@ -1,0 +1,1 @@
+"""Runtime shared by every lorag service: settings, errors, tenancy, RPC plumbing, hosts."""

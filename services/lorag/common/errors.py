@@ -1,0 +1,84 @@
+"""The one error tree of lorag.
+
+Core code raises these; :mod:`lorag.common.status` maps them to gRPC status codes in one place.
+This module imports nothing from grpc so that core logic stays free of transport concerns.
+"""
+
+from __future__ import annotations
+
+
+class LoragError(Exception):
+    """Base of every error a client may see. ``code`` names the gRPC status code."""
+
+    code = "INTERNAL"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidArgument(LoragError):
+    """The request is malformed; ``field`` names the offending field when there is one."""
+
+    code = "INVALID_ARGUMENT"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message, field=field)
+
+
+class NotFound(LoragError):
+    """The object does not exist in the caller's tenant (also used for foreign objects)."""
+
+    code = "NOT_FOUND"
+
+
+class AlreadyExists(LoragError):
+    code = "ALREADY_EXISTS"
+
+
+class PermissionDenied(LoragError):
+    """The caller is authenticated but its role does not allow the call."""
+
+    code = "PERMISSION_DENIED"
+
+
+class Unauthenticated(LoragError):
+    code = "UNAUTHENTICATED"
+
+
+class ResourceExhausted(LoragError):
+    """A size, rate or quota limit was hit; the message names the limit."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+
+class FailedPrecondition(LoragError):
+    code = "FAILED_PRECONDITION"
+
+
+class Aborted(LoragError):
+    code = "ABORTED"
+
+
+class Unavailable(LoragError):
+    """A dependency is down; the client may retry."""
+
+    code = "UNAVAILABLE"
+
+
+class DeadlineExceeded(LoragError):
+    code = "DEADLINE_EXCEEDED"
+
+
+class Cancelled(LoragError):
+    code = "CANCELLED"
+
+
+class Unimplemented(LoragError):
+    """The RPC exists in the contract but its capability is not available in this deployment."""
+
+    code = "UNIMPLEMENTED"

@@ -1,0 +1,68 @@
+"""The in-process host: every servicer in one ``grpc.aio`` server on one port.
+
+Used by integration tests and by single-process embedding of lorag. It runs the very servicer
+classes that Ray Serve runs, with the standard health service and server reflection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from lorag.apps import APPS, AppSpec, import_object
+from lorag.common.rpc import Runtime, all_services
+
+
+@dataclass
+class InProcessHost:
+    server: grpc.aio.Server
+    port: int
+    servicers: dict[str, object] = field(default_factory=dict)
+    health: health.aio.HealthServicer | None = None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def stop(self, grace: float | None = 1.0) -> None:
+        await self.server.stop(grace)
+
+
+async def start_inprocess(
+    runtime: Runtime,
+    *,
+    apps: tuple[AppSpec, ...] = APPS,
+    host: str | None = None,
+    port: int = 0,
+) -> InProcessHost:
+    """Start a grpc.aio server hosting ``apps``; ``port=0`` picks a free port."""
+    settings = runtime.settings
+    limit = settings.max_message_bytes
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+        ]
+    )
+    servicers: dict[str, object] = {}
+    names: list[str] = []
+    for spec in apps:
+        servicer = import_object(spec.servicer)(runtime)
+        servicers[spec.name] = servicer
+        for add in spec.add_functions:
+            import_object(add)(servicer, server)
+        names.extend(svc.full_name for svc in all_services(type(servicer)))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        server,
+    )
+    bound = server.add_insecure_port(f"{host or settings.grpc_host}:{port}")
+    await server.start()
+    return InProcessHost(server=server, port=bound, servicers=servicers, health=health_servicer)

@@ -1,0 +1,331 @@
+"""RPC plumbing shared by every servicer, identical under both hosts.
+
+A servicer method decorated with :func:`rpc` runs the same way in a plain ``grpc.aio`` server
+and behind Ray Serve's gRPC proxy. The wrapper authenticates the caller, checks its role, the
+message size and the deadline, records metrics, and turns errors into gRPC statuses through
+:func:`lorag.common.status.grpc_status` (the one mapping). Unknown errors become a generic
+INTERNAL status carrying only a trace id; the details go to the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+
+from lorag.common import errors
+from lorag.common.auth import Authenticator, require_role
+from lorag.common.db import Database
+from lorag.common.logging import configure as configure_logging
+from lorag.common.logging import log_context
+from lorag.common.metrics import RPC_LATENCY, RPC_REQUESTS
+from lorag.common.settings import LoragSettings, load_settings
+from lorag.common.status import grpc_status
+from lorag.common.tenancy import Principal, Role, TenantStore
+
+log = logging.getLogger("lorag.rpc")
+
+_TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+@dataclass
+class Runtime:
+    """Process-wide state every servicer needs: settings, registry, authenticator."""
+
+    settings: LoragSettings
+    db: Database
+    tenants: TenantStore
+    auth: Authenticator
+
+    _instances: ClassVar[dict[str, Runtime]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def build(cls, settings: LoragSettings) -> Runtime:
+        db = Database(settings.resolved_registry_url)
+        tenants = TenantStore(db)
+        return cls(
+            settings=settings,
+            db=db,
+            tenants=tenants,
+            auth=Authenticator(tenants, ttl_s=settings.auth_cache_ttl_s),
+        )
+
+    @classmethod
+    def shared(cls, settings: LoragSettings | None = None) -> Runtime:
+        """One runtime per registry URL and process (replicas of several services share it)."""
+        settings = settings or load_settings()
+        key = settings.resolved_registry_url
+        with cls._lock:
+            if key not in cls._instances:
+                configure_logging(settings.log_level, json_lines=settings.log_json)
+                cls._instances[key] = cls.build(settings)
+            return cls._instances[key]
+
+
+@dataclass
+class Call:
+    """What a handler gets besides the request: the caller and the call's limits."""
+
+    service: str
+    method: str
+    principal: Principal | None
+    trace_id: str
+    deadline: float  # time.monotonic() value
+    grpc_context: Any = field(repr=False)
+
+    @property
+    def tenant_id(self) -> str:
+        assert self.principal is not None
+        return self.principal.tenant_id
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def metadata(self, key: str) -> str | None:
+        for k, v in self.grpc_context.invocation_metadata() or ():
+            if k.lower() == key:
+                return v.decode() if isinstance(v, bytes) else v
+        return None
+
+
+def rpc(role: Role | None = Role.USER) -> Callable:
+    """Decorate a servicer method ``async def Method(self, request, call: Call)``.
+
+    ``role`` is the least role allowed to call it (``None``: no authentication, e.g. health).
+    Async generator methods become server-streaming handlers; for client-streaming RPCs the
+    request argument is the async iterator of incoming messages.
+    """
+
+    def decorate(fn: Callable) -> Callable:
+        name = fn.__name__
+        if inspect.isasyncgenfunction(fn):
+
+            @functools.wraps(fn)
+            async def stream_wrapper(self, request, grpc_context=None):
+                started = time.perf_counter()
+                call = None
+                try:
+                    call = await self._lorag_begin(name, request, grpc_context, role)
+                    agen = fn(self, request, call)
+                    while True:
+                        remaining = call.remaining()
+                        if remaining <= 0:
+                            await agen.aclose()
+                            raise errors.DeadlineExceeded("deadline exceeded")
+                        try:
+                            item = await asyncio.wait_for(agen.__anext__(), remaining)
+                        except StopAsyncIteration:
+                            break
+                        except TimeoutError:
+                            raise errors.DeadlineExceeded("deadline exceeded") from None
+                        yield item
+                except (asyncio.CancelledError, GeneratorExit):
+                    self._lorag_record(name, grpc.StatusCode.CANCELLED, started)
+                    raise
+                except Exception as exc:  # noqa: BLE001 - mapped to a status below
+                    code, details = self._lorag_fail(name, exc, call)
+                    self._lorag_record(name, code, started)
+                    await _abort(grpc_context, code, details)
+                    raise _Aborted(details) from None
+                else:
+                    self._lorag_record(name, grpc.StatusCode.OK, started)
+
+            stream_wrapper._lorag_rpc = role  # type: ignore[attr-defined]
+            return stream_wrapper
+
+        @functools.wraps(fn)
+        async def unary_wrapper(self, request, grpc_context=None):
+            started = time.perf_counter()
+            call = None
+            try:
+                call = await self._lorag_begin(name, request, grpc_context, role)
+                remaining = call.remaining()
+                if remaining <= 0:
+                    raise errors.DeadlineExceeded("deadline exceeded")
+                try:
+                    response = await asyncio.wait_for(fn(self, request, call), remaining)
+                except TimeoutError:
+                    raise errors.DeadlineExceeded("deadline exceeded") from None
+            except asyncio.CancelledError:
+                self._lorag_record(name, grpc.StatusCode.CANCELLED, started)
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped to a status below
+                code, details = self._lorag_fail(name, exc, call)
+                self._lorag_record(name, code, started)
+                await _abort(grpc_context, code, details)
+                return self._lorag_output_type(name)()
+            self._lorag_record(name, grpc.StatusCode.OK, started)
+            return response
+
+        unary_wrapper._lorag_rpc = role  # type: ignore[attr-defined]
+        return unary_wrapper
+
+    return decorate
+
+
+class _Aborted(Exception):
+    """Raised after the status was set on a context that has no ``abort`` (Ray Serve's)."""
+
+
+async def _abort(grpc_context: Any, code: grpc.StatusCode, details: str) -> None:
+    """Give the client ``code``: ``abort`` on grpc.aio contexts, set code/details elsewhere."""
+    if grpc_context is None:
+        return
+    abort = getattr(grpc_context, "abort", None)
+    if abort is not None and inspect.iscoroutinefunction(abort):
+        await abort(code, details)  # raises grpc.aio.AbortError
+    grpc_context.set_code(code)
+    grpc_context.set_details(details)
+
+
+def all_services(cls: type) -> list[ServiceDescriptor]:
+    """Proto services implemented by a servicer class (its own and inherited)."""
+    seen: list[ServiceDescriptor] = []
+    for klass in reversed(cls.__mro__):
+        for svc in klass.__dict__.get("SERVICES", ()):
+            if svc not in seen:
+                seen.append(svc)
+    return seen
+
+
+def _unimplemented(svc: ServiceDescriptor, method: MethodDescriptor, capability: str) -> Callable:
+    message = f"{svc.name}.{method.name} is not available: {capability}"
+
+    if method.server_streaming:
+
+        async def handler(self, request, call):
+            raise errors.Unimplemented(message)
+            yield  # pragma: no cover - makes this an async generator
+
+    else:
+
+        async def handler(self, request, call):
+            raise errors.Unimplemented(message)
+
+    handler.__name__ = handler.__qualname__ = method.name
+    return rpc(Role.USER)(handler)
+
+
+class ServicerBase:
+    """Base of every servicer. Subclasses set ``SERVICES`` to the proto services they implement.
+
+    RPCs of those services that the subclass does not define answer UNIMPLEMENTED with
+    ``PENDING`` naming the missing capability. Every servicer also answers the standard
+    ``grpc.health.v1.Health/Check`` for the services it hosts (used behind Ray Serve's proxy).
+    """
+
+    SERVICES: ClassVar[tuple[ServiceDescriptor, ...]] = ()
+    PENDING: ClassVar[str] = "this capability is not part of this deployment"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for svc in cls.__dict__.get("SERVICES", ()):
+            for method in svc.methods:
+                if not hasattr(cls, method.name):
+                    setattr(cls, method.name, _unimplemented(svc, method, cls.PENDING))
+
+    def __init__(self, runtime: Runtime | None = None) -> None:
+        self.runtime = runtime or Runtime.shared()
+        self._methods: dict[str, tuple[ServiceDescriptor, MethodDescriptor]] = {}
+        for svc in all_services(type(self)):
+            for method in svc.methods:
+                self._methods[method.name] = (svc, method)
+
+    # -- health (grpc.health.v1) ----------------------------------------------------------
+    async def Check(self, request, grpc_context=None):  # noqa: N802 - gRPC method name
+        from grpc_health.v1 import health_pb2
+
+        names = {svc.full_name for svc in all_services(type(self))}
+        if request.service and request.service not in names:
+            await _abort(grpc_context, grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}")
+            return health_pb2.HealthCheckResponse()
+        status = health_pb2.HealthCheckResponse.SERVING
+        return health_pb2.HealthCheckResponse(status=status)
+
+    # -- plumbing used by the rpc wrapper --------------------------------------------------
+    def _lorag_labels(self, name: str) -> tuple[str, str]:
+        svc, _ = self._methods.get(name, (None, None))
+        service = svc.full_name.split(".")[1] if svc is not None else type(self).__name__
+        return service, name
+
+    def _lorag_output_type(self, name: str) -> type:
+        _, method = self._methods[name]
+        return message_factory.GetMessageClass(method.output_type)
+
+    async def _lorag_begin(self, name: str, request: Any, grpc_context: Any, role: Role | None) -> Call:
+        settings = self.runtime.settings
+        metadata = list(grpc_context.invocation_metadata() or ()) if grpc_context else []
+        trace_id = _trace_id(metadata)
+        service, _ = self._lorag_labels(name)
+        log_context.set({"service": service, "method": name, "trace_id": trace_id})
+        budget = settings.request_timeout_s
+        time_remaining = getattr(grpc_context, "time_remaining", None)
+        if callable(time_remaining):
+            client_budget = time_remaining()
+            if client_budget is not None:
+                budget = min(budget, client_budget)
+        call = Call(
+            service=service,
+            method=name,
+            principal=None,
+            trace_id=trace_id,
+            deadline=time.monotonic() + budget,
+            grpc_context=grpc_context,
+        )
+        if role is not None:
+            call.principal = await self.runtime.auth.authenticate(metadata)
+            log_context.set({**log_context.get(), "tenant": call.principal.tenant_id})
+            require_role(call.principal, role)
+        size = request.ByteSize() if hasattr(request, "ByteSize") else 0
+        if size > settings.max_message_bytes:
+            raise errors.ResourceExhausted(
+                f"request is {size} bytes; the limit is {settings.max_message_bytes} bytes "
+                "(LORAG_MAX_MESSAGE_BYTES)"
+            )
+        return call
+
+    def _lorag_fail(self, name: str, exc: BaseException, call: Call | None) -> tuple[grpc.StatusCode, str]:
+        trace_id = call.trace_id if call else log_context.get().get("trace_id", "")
+        if isinstance(exc, errors.LoragError):
+            log.info("rpc failed: %s", exc, extra={"fields": {"code": exc.code}})
+        else:
+            log.error("unhandled error in %s", name, exc_info=exc)
+        return grpc_status(exc, trace_id=trace_id)
+
+    def _lorag_record(self, name: str, code: grpc.StatusCode, started: float) -> None:
+        service, method = self._lorag_labels(name)
+        RPC_REQUESTS.labels(service, method, code.name).inc()
+        RPC_LATENCY.labels(service, method).observe(time.perf_counter() - started)
+
+
+def _trace_id(metadata: list[tuple[str, Any]]) -> str:
+    for key, value in metadata:
+        if key.lower() == "traceparent":
+            value = value.decode() if isinstance(value, bytes) else value
+            match = _TRACEPARENT_RE.match(value.strip())
+            if match:
+                return match.group(1)
+    return secrets.token_hex(16)
+
+
+async def aiter_limited(stream: AsyncIterator[Any], *, max_messages: int) -> AsyncIterator[Any]:
+    """Iterate a client stream, failing with RESOURCE_EXHAUSTED past ``max_messages``."""
+    count = 0
+    async for item in stream:
+        count += 1
+        if count > max_messages:
+            raise errors.ResourceExhausted(f"stream has more than {max_messages} messages")
+        yield item

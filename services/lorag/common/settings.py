@@ -1,0 +1,59 @@
+"""Settings base. Every service reads its settings once at start-up, never at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "lorag"
+
+#: Application names of the Ray Serve deployment; clients pick one with `application` metadata.
+APPLICATIONS = ("embedding", "retrieval", "reranking", "generation", "adapters", "rag")
+
+
+class LoragSettings(BaseSettings):
+    """Platform-wide settings, environment prefix ``LORAG_``.
+
+    Service settings subclass this with their own prefix (``LORAG_<SVC>_``) for their own fields.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="LORAG_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(DEFAULT_DATA_DIR, description="Where embedded state lives.")
+    registry_url: str | None = Field(
+        None, description="SQLAlchemy URL of the registry; default: SQLite under data_dir."
+    )
+    grpc_host: str = Field("127.0.0.1", description="Bind address of the in-process gRPC host.")
+    grpc_port: int = Field(9000, ge=0, le=65535, description="gRPC port (Ray Serve proxy).")
+    max_message_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted, in bytes."
+    )
+    request_timeout_s: float = Field(
+        300.0, gt=0, description="Server-side limit for requests that carry no deadline."
+    )
+    auth_cache_ttl_s: float = Field(
+        0.5, ge=0, le=0.9, description="How long a verified key is trusted before re-checking."
+    )
+    bootstrap_api_key: SecretStr | None = Field(
+        None, description="Operator key created on first run instead of a random one."
+    )
+    log_level: str = Field("INFO", description="Python logging level.")
+    log_json: bool = Field(True, description="One JSON object per log line.")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return Path(value).expanduser()
+
+    @property
+    def resolved_registry_url(self) -> str:
+        if self.registry_url:
+            return self.registry_url
+        return f"sqlite:///{self.data_dir / 'registry.db'}"
+
+
+def load_settings() -> LoragSettings:
+    """Read the platform settings from the environment (call at start-up)."""
+    return LoragSettings()

@@ -1,0 +1,1 @@
+"""Embedding service (lorag.embedding.v1)."""

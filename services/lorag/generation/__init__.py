@@ -1,0 +1,1 @@
+"""Generation service with multi-LoRA serving (lorag.generation.v1)."""

@@ -1,0 +1,1 @@
+"""RAG orchestrator (lorag.rag.v1)."""

@@ -1,0 +1,1 @@
+"""Reranking service (lorag.reranking.v1)."""

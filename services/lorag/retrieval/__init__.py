@@ -1,0 +1,1 @@
+"""Retrieval service on Milvus (lorag.retrieval.v1)."""

@@ -1,0 +1,120 @@
+"""The Ray Serve host: each lorag service as its own Serve application behind one gRPC proxy.
+
+``lorag serve`` (what ``make run`` runs) calls :func:`start`; the Serve config under ``deploy/``
+and the Helm chart describe the same applications through each service's ``deployment:app``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from lorag.apps import APPS, APPS_BY_NAME, AppSpec, grpc_servicer_functions, import_object
+from lorag.common.settings import LoragSettings
+
+log = logging.getLogger("lorag.serving")
+
+#: Environment every Ray process gets: no usage reporting, no hub traffic.
+QUIET_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+}
+
+
+def deployment_for(name: str):
+    """The Ray Serve deployment of application ``name`` (its servicer class, unchanged)."""
+    from ray import serve
+
+    spec = APPS_BY_NAME[name]
+    cls = import_object(spec.servicer)
+    return serve.deployment(
+        cls,
+        name=cls.__name__,
+        ray_actor_options={"num_cpus": 0},
+        max_ongoing_requests=spec.max_ongoing_requests,
+    )
+
+
+def bind_grpc_to_configured_host() -> None:
+    """Ray worker set-up hook: bind the Serve gRPC proxy to ``LORAG_GRPC_HOST``.
+
+    Ray's proxy always listens on ``[::]``; the embedded default keeps it on loopback. In a
+    cluster (the Helm chart) ``LORAG_GRPC_HOST`` is ``0.0.0.0`` and this changes nothing.
+    """
+    host = os.environ.get("LORAG_GRPC_HOST", "")
+    if not host or host in ("0.0.0.0", "::", "[::]"):
+        return
+    from ray.serve._private import default_impl
+
+    original = default_impl.add_grpc_address
+
+    def add_grpc_address(server, address: str) -> None:
+        if address.startswith("[::]:"):
+            address = f"{host}:{address.rsplit(':', 1)[1]}"
+        original(server, address)
+
+    default_impl.add_grpc_address = add_grpc_address
+
+
+@dataclass
+class ServeEndpoint:
+    grpc_target: str
+    applications: tuple[str, ...]
+
+
+def start(
+    settings: LoragSettings,
+    *,
+    apps: tuple[AppSpec, ...] = APPS,
+    http_port: int | None = None,
+    num_cpus: int | None = None,
+) -> ServeEndpoint:
+    """Start local Ray (or join ``RAY_ADDRESS``), the proxies and every application."""
+    import ray
+    from ray import serve
+    from ray.serve.config import gRPCOptions
+
+    env = dict(QUIET_ENV)
+    env["RAY_SERVE_GRPC_MAX_MESSAGE_SIZE"] = str(settings.max_message_bytes)
+    env["LORAG_DATA_DIR"] = str(settings.data_dir)
+    env["LORAG_GRPC_HOST"] = settings.grpc_host
+    for key, value in os.environ.items():
+        if key.startswith("LORAG_") and key not in env:
+            env[key] = value
+    os.environ.update(env)  # the local raylet and its workers inherit the driver's environment
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={
+                "env_vars": env,
+                "worker_process_setup_hook": "lorag.serving.bind_grpc_to_configured_host",
+            },
+        )
+    serve.start(
+        http_options={"host": "127.0.0.1", "port": http_port if http_port is not None else 8000},
+        grpc_options=gRPCOptions(
+            port=settings.grpc_port, grpc_servicer_functions=grpc_servicer_functions(apps)
+        ),
+    )
+    targets = [
+        serve.RunTarget(deployment_for(spec.name).bind(), name=spec.name, route_prefix=spec.route_prefix)
+        for spec in apps
+    ]
+    serve.run_many(targets, wait_for_applications_running=True)
+    host = "127.0.0.1" if settings.grpc_host in ("0.0.0.0", "::", "") else settings.grpc_host
+    return ServeEndpoint(f"{host}:{settings.grpc_port}", tuple(spec.name for spec in apps))
+
+
+def shutdown() -> None:
+    import ray
+    from ray import serve
+
+    try:
+        serve.shutdown()
+    finally:
+        ray.shutdown()

@@ -1,0 +1,39 @@
+import grpc
+import pytest
+
+from lorag.common import errors
+from lorag.common.status import grpc_status
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (errors.InvalidArgument("must be set", field="tenant_id"), grpc.StatusCode.INVALID_ARGUMENT),
+        (errors.NotFound("x"), grpc.StatusCode.NOT_FOUND),
+        (errors.AlreadyExists("x"), grpc.StatusCode.ALREADY_EXISTS),
+        (errors.PermissionDenied("x"), grpc.StatusCode.PERMISSION_DENIED),
+        (errors.Unauthenticated("x"), grpc.StatusCode.UNAUTHENTICATED),
+        (errors.ResourceExhausted("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (errors.FailedPrecondition("x"), grpc.StatusCode.FAILED_PRECONDITION),
+        (errors.Unavailable("x"), grpc.StatusCode.UNAVAILABLE),
+        (errors.DeadlineExceeded("x"), grpc.StatusCode.DEADLINE_EXCEEDED),
+        (errors.Unimplemented("x"), grpc.StatusCode.UNIMPLEMENTED),
+        (errors.Aborted("x"), grpc.StatusCode.ABORTED),
+        (errors.Cancelled("x"), grpc.StatusCode.CANCELLED),
+    ],
+)
+def test_every_domain_error_maps_to_its_status(exc, code):
+    got_code, details = grpc_status(exc)
+    assert got_code == code
+    assert details == str(exc)
+
+
+def test_invalid_argument_names_the_field():
+    assert grpc_status(errors.InvalidArgument("must be set", field="tenant_id"))[1] == "tenant_id: must be set"
+
+
+def test_unknown_errors_are_generic_internal_with_trace_id():
+    code, details = grpc_status(RuntimeError("password=hunter2 at /srv/x.py"), trace_id="abc123")
+    assert code == grpc.StatusCode.INTERNAL
+    assert "hunter2" not in details and "/srv" not in details
+    assert "abc123" in details
