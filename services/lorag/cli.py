@@ -112,7 +112,9 @@ def cmd_admin(args: argparse.Namespace) -> int:
         elif args.action == "list-tenants":
             _print(a.ListTenants(pb.ListTenantsRequest()))
         elif args.action == "create-key":
-            _print(a.CreateApiKey(pb.CreateApiKeyRequest(role=roles[args.role], description=args.description)))
+            _print(
+                a.CreateApiKey(pb.CreateApiKeyRequest(role=roles[args.role], description=args.description))
+            )
         elif args.action == "list-keys":
             _print(a.ListApiKeys(pb.ListApiKeysRequest(include_revoked=args.all)))
         elif args.action == "revoke-key":

@@ -1,5 +1,4 @@
 import pytest
-
 from lorag.admin.core import AdminCore
 from lorag.common.errors import InvalidArgument, NotFound, PermissionDenied
 from lorag.common.tenancy import Role
@@ -63,7 +62,9 @@ def test_keys_are_scoped_to_the_callers_tenant(admin, store, operator):
     assert key.key_id not in {k.key_id for k in listed}
     with pytest.raises(NotFound):
         admin.revoke_key(globex, key_id=key.key_id)
-    assert key.key_id in {k.key_id for k in admin.list_keys(acme, include_revoked=False, size=0, token="").items}
+    assert key.key_id in {
+        k.key_id for k in admin.list_keys(acme, include_revoked=False, size=0, token="").items
+    }
 
 
 def test_roles_cannot_be_escalated(admin, store, operator):

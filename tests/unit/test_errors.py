@@ -1,6 +1,5 @@
 import grpc
 import pytest
-
 from lorag.common import errors
 from lorag.common.status import grpc_status
 
@@ -29,7 +28,9 @@ def test_every_domain_error_maps_to_its_status(exc, code):
 
 
 def test_invalid_argument_names_the_field():
-    assert grpc_status(errors.InvalidArgument("must be set", field="tenant_id"))[1] == "tenant_id: must be set"
+    assert (
+        grpc_status(errors.InvalidArgument("must be set", field="tenant_id"))[1] == "tenant_id: must be set"
+    )
 
 
 def test_unknown_errors_are_generic_internal_with_trace_id():

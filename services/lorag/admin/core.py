@@ -78,9 +78,7 @@ class AdminCore:
             tenant_id=principal.tenant_id, role=role, description=description, actor=principal.key_id
         )
 
-    def list_keys(
-        self, principal: Principal, *, include_revoked: bool, size: int, token: str
-    ) -> Page:
+    def list_keys(self, principal: Principal, *, include_revoked: bool, size: int, token: str) -> Page:
         require_role(principal, Role.ADMIN)
         limit = page_size(size)
         rows = self.store.list_keys(

@@ -51,9 +51,7 @@ SERVICES: dict[str, ServiceInfo] = {
     "embedding": ServiceInfo("embedding", "lorag.embedding.v1.embedding_pb2_grpc:EmbeddingServiceStub"),
     "retrieval": ServiceInfo("retrieval", "lorag.retrieval.v1.retrieval_pb2_grpc:RetrievalServiceStub"),
     "reranking": ServiceInfo("reranking", "lorag.reranking.v1.reranking_pb2_grpc:RerankingServiceStub"),
-    "generation": ServiceInfo(
-        "generation", "lorag.generation.v1.generation_pb2_grpc:GenerationServiceStub"
-    ),
+    "generation": ServiceInfo("generation", "lorag.generation.v1.generation_pb2_grpc:GenerationServiceStub"),
     "rag": ServiceInfo("rag", "lorag.rag.v1.rag_pb2_grpc:RagServiceStub"),
 }
 

@@ -7,7 +7,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from lorag.client.base import (
     DEFAULT_TIMEOUT_S,
-    SERVICES,
     BoundService,
     ServiceTable,
     call_metadata,

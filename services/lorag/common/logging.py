@@ -9,8 +9,8 @@ import sys
 import time
 
 #: Fields of the RPC being handled, added to every log line written while it runs.
-log_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar(
-    "lorag_log_context", default={}
+log_context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "lorag_log_context", default=None
 )
 
 
@@ -22,7 +22,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
-            **log_context.get(),
+            **(log_context.get() or {}),
         }
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):

@@ -133,18 +133,19 @@ def rpc(role: Role | None = Role.USER) -> Callable:
                             raise errors.DeadlineExceeded("deadline exceeded") from None
                         yield item
                 except (asyncio.CancelledError, GeneratorExit):
-                    self._lorag_record(name, grpc.StatusCode.CANCELLED, started)
+                    self._lorag_record(name, _cancel_code(call), started)
                     raise
                 except Exception as exc:  # noqa: BLE001 - mapped to a status below
                     code, details = self._lorag_fail(name, exc, call)
                     self._lorag_record(name, code, started)
+                    if grpc_context is None:  # called through a handle, not over gRPC
+                        raise
                     await _abort(grpc_context, code, details)
                     raise _Aborted(details) from None
                 else:
                     self._lorag_record(name, grpc.StatusCode.OK, started)
 
-            stream_wrapper._lorag_rpc = role  # type: ignore[attr-defined]
-            return stream_wrapper
+            return _finish(stream_wrapper, role)
 
         @functools.wraps(fn)
         async def unary_wrapper(self, request, grpc_context=None):
@@ -160,20 +161,36 @@ def rpc(role: Role | None = Role.USER) -> Callable:
                 except TimeoutError:
                     raise errors.DeadlineExceeded("deadline exceeded") from None
             except asyncio.CancelledError:
-                self._lorag_record(name, grpc.StatusCode.CANCELLED, started)
+                self._lorag_record(name, _cancel_code(call), started)
                 raise
             except Exception as exc:  # noqa: BLE001 - mapped to a status below
                 code, details = self._lorag_fail(name, exc, call)
                 self._lorag_record(name, code, started)
+                if grpc_context is None:  # called through a handle, not over gRPC
+                    raise
                 await _abort(grpc_context, code, details)
                 return self._lorag_output_type(name)()
             self._lorag_record(name, grpc.StatusCode.OK, started)
             return response
 
-        unary_wrapper._lorag_rpc = role  # type: ignore[attr-defined]
-        return unary_wrapper
+        return _finish(unary_wrapper, role)
 
     return decorate
+
+
+def _cancel_code(call: Call | None) -> grpc.StatusCode:
+    """A call cancelled by the transport: past its deadline, or cancelled by the client."""
+    if call is not None and call.remaining() <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.CANCELLED
+
+
+def _finish(wrapper: Callable, role: Role | None) -> Callable:
+    # Ray Serve passes the context only to methods whose signature names `grpc_context`;
+    # inspect.signature would follow __wrapped__ to the handler's (request, call) signature.
+    del wrapper.__wrapped__
+    wrapper._lorag_rpc = role  # type: ignore[attr-defined]
+    return wrapper
 
 
 class _Aborted(Exception):
@@ -182,8 +199,6 @@ class _Aborted(Exception):
 
 async def _abort(grpc_context: Any, code: grpc.StatusCode, details: str) -> None:
     """Give the client ``code``: ``abort`` on grpc.aio contexts, set code/details elsewhere."""
-    if grpc_context is None:
-        return
     abort = getattr(grpc_context, "abort", None)
     if abort is not None and inspect.iscoroutinefunction(abort):
         await abort(code, details)  # raises grpc.aio.AbortError
@@ -250,6 +265,8 @@ class ServicerBase:
 
         names = {svc.full_name for svc in all_services(type(self))}
         if request.service and request.service not in names:
+            if grpc_context is None:
+                raise errors.NotFound(f"unknown service {request.service!r}")
             await _abort(grpc_context, grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}")
             return health_pb2.HealthCheckResponse()
         status = health_pb2.HealthCheckResponse.SERVING
@@ -287,7 +304,7 @@ class ServicerBase:
         )
         if role is not None:
             call.principal = await self.runtime.auth.authenticate(metadata)
-            log_context.set({**log_context.get(), "tenant": call.principal.tenant_id})
+            log_context.set({**(log_context.get() or {}), "tenant": call.principal.tenant_id})
             require_role(call.principal, role)
         size = request.ByteSize() if hasattr(request, "ByteSize") else 0
         if size > settings.max_message_bytes:
@@ -298,7 +315,7 @@ class ServicerBase:
         return call
 
     def _lorag_fail(self, name: str, exc: BaseException, call: Call | None) -> tuple[grpc.StatusCode, str]:
-        trace_id = call.trace_id if call else log_context.get().get("trace_id", "")
+        trace_id = call.trace_id if call else (log_context.get() or {}).get("trace_id", "")
         if isinstance(exc, errors.LoragError):
             log.info("rpc failed: %s", exc, extra={"fields": {"code": exc.code}})
         else:

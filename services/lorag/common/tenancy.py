@@ -120,8 +120,7 @@ def new_api_key() -> tuple[str, str]:
 def validate_tenant_id(tenant_id: str) -> str:
     if not TENANT_ID_RE.fullmatch(tenant_id or ""):
         raise InvalidArgument(
-            "must be 2-63 characters of lower-case letters, digits and '-', "
-            "starting with a letter or digit",
+            "must be 2-63 characters of lower-case letters, digits and '-', starting with a letter or digit",
             field="tenant_id",
         )
     return tenant_id
@@ -220,9 +219,7 @@ class TenantStore:
             s.add(_audit(tenant_id, actor, "api_key.create", key_id, {"role": role.name}))
         return row, api_key
 
-    def list_keys(
-        self, *, tenant_id: str, include_revoked: bool, after: str, limit: int
-    ) -> list[ApiKeyRow]:
+    def list_keys(self, *, tenant_id: str, include_revoked: bool, after: str, limit: int) -> list[ApiKeyRow]:
         with self.db.session() as s:
             q = select(ApiKeyRow).where(ApiKeyRow.tenant_id == tenant_id, ApiKeyRow.key_id > after)
             if not include_revoked:
