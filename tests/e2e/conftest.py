@@ -1,0 +1,95 @@
+"""E2E tier: the real `lorag serve` (Ray Serve, gRPC proxy, six applications) in a subprocess.
+
+One Ray instance serves the whole session; tests talk to it over gRPC on 127.0.0.1 only. At the
+end the fixture sends SIGINT (Ctrl-C) and checks that the platform shut down cleanly.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from lorag.common.settings import APPLICATIONS
+
+START_TIMEOUT_S = 240
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Platform:
+    def __init__(self, proc, target, data_dir, log_path, operator_key):
+        self.proc = proc
+        self.target = target
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.operator_key = operator_key
+        self.grpc_port = int(target.rsplit(":", 1)[1])
+
+    def log(self) -> str:
+        return Path(self.log_path).read_text(errors="replace")
+
+
+def _wait_healthy(target: str, proc, log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    with grpc.insecure_channel(target) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"lorag serve exited early:\n{log_path.read_text()[-4000:]}")
+            if "Press Ctrl-C to stop." in log_path.read_text(errors="replace"):
+                try:
+                    for app in APPLICATIONS:
+                        stub.Check(
+                            health_pb2.HealthCheckRequest(), metadata=(("application", app),), timeout=5
+                        )
+                    return
+                except grpc.RpcError:
+                    pass
+            time.sleep(1)
+    raise RuntimeError(f"lorag serve did not become healthy:\n{log_path.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("lorag-e2e")
+    log_path = data_dir / "serve.log"
+    port, http_port = _free_port(), _free_port()
+    env = dict(os.environ)
+    env.update(
+        LORAG_DATA_DIR=str(data_dir),
+        LORAG_GRPC_PORT=str(port),
+        LORAG_MAX_MESSAGE_BYTES=str(256 * 1024),
+        LORAG_BOOTSTRAP_API_KEY="",
+        RAY_USAGE_STATS_ENABLED="0",
+    )
+    env.pop("LORAG_BOOTSTRAP_API_KEY")
+    env.pop("RAY_ADDRESS", None)
+    cmd = [sys.executable, "-m", "lorag.cli", "serve", "--http-port", str(http_port)]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    target = f"127.0.0.1:{port}"
+    try:
+        _wait_healthy(target, proc, log_path)
+        key = (data_dir / "bootstrap-api-key").read_text().strip()
+        yield Platform(proc, target, data_dir, log_path, key)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    assert proc.returncode == 0, log_path.read_text()[-4000:]
+    assert "stopped" in log_path.read_text()

@@ -1,0 +1,166 @@
+"""The whole platform through Ray Serve's gRPC proxy, as `make run` starts it."""
+
+import time
+
+import grpc
+import psutil
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from lorag.adapters.v1 import adapters_pb2
+from lorag.admin.v1 import admin_pb2 as pb
+from lorag.client import Client
+from lorag.common.settings import APPLICATIONS
+from lorag.generation.v1 import generation_pb2
+
+SERVICES = {
+    "lorag.adapters.v1.AdapterService",
+    "lorag.adapters.v1.TrainingService",
+    "lorag.admin.v1.AdminService",
+    "lorag.embedding.v1.EmbeddingService",
+    "lorag.generation.v1.GenerationService",
+    "lorag.rag.v1.RagService",
+    "lorag.reranking.v1.RerankingService",
+    "lorag.retrieval.v1.RetrievalService",
+}
+
+
+@pytest.fixture(scope="module")
+def operator(platform):
+    with Client(platform.target, platform.operator_key, timeout=30) as c:
+        yield c
+
+
+def test_bootstrap_key_was_printed_once(platform):
+    assert platform.log().count(platform.operator_key) == 1
+
+
+def test_grpc_proxy_listens_on_loopback_only(platform):
+    listening = [
+        c.laddr.ip
+        for c in psutil.net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == platform.grpc_port
+    ]
+    assert listening and all(ip in ("127.0.0.1", "::ffff:127.0.0.1") for ip in listening), listening
+
+
+@pytest.mark.parametrize("app", APPLICATIONS)
+def test_every_application_is_serving(platform, app):
+    with grpc.insecure_channel(platform.target) as ch:
+        resp = health_pb2_grpc.HealthStub(ch).Check(
+            health_pb2.HealthCheckRequest(), metadata=(("application", app),), timeout=10
+        )
+    assert resp.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_health_of_a_service_the_application_does_not_host_is_not_found(platform):
+    with grpc.insecure_channel(platform.target) as ch, pytest.raises(grpc.RpcError) as info:
+        health_pb2_grpc.HealthStub(ch).Check(
+            health_pb2.HealthCheckRequest(service="lorag.rag.v1.RagService"),
+            metadata=(("application", "embedding"),),
+            timeout=10,
+        )
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_reflection_lists_every_service(platform):
+    with grpc.insecure_channel(platform.target) as ch:
+        stub = reflection_pb2_grpc.ServerReflectionStub(ch)
+        req = reflection_pb2.ServerReflectionRequest(list_services="")
+        names = {
+            s.name
+            for r in stub.ServerReflectionInfo(iter([req]), timeout=10)
+            for s in r.list_services_response.service
+        }
+    assert names >= SERVICES | {"grpc.health.v1.Health"}
+
+
+def test_admin_slice_end_to_end(platform, operator):
+    who = operator.admin.WhoAmI(pb.WhoAmIRequest())
+    assert (who.tenant_id, who.role) == ("default", pb.ROLE_OPERATOR)
+    created = operator.admin.CreateTenant(
+        pb.CreateTenantRequest(tenant_id="e2e-acme", display_name="Acme", create_admin_key=True)
+    )
+    assert "e2e-acme" in [t.tenant_id for t in operator.admin.ListTenants(pb.ListTenantsRequest()).tenants]
+
+    with Client(platform.target, created.admin_api_key, timeout=30) as admin:
+        user_key = admin.admin.CreateApiKey(pb.CreateApiKeyRequest(role=pb.ROLE_USER, description="app"))
+        with Client(platform.target, user_key.api_key, timeout=30) as user:
+            assert user.admin.WhoAmI(pb.WhoAmIRequest()).tenant_id == "e2e-acme"
+            with pytest.raises(grpc.RpcError) as info:
+                user.admin.ListApiKeys(pb.ListApiKeysRequest())
+            assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+            admin.admin.RevokeApiKey(pb.RevokeApiKeyRequest(key_id=user_key.key.key_id))
+            revoked = time.monotonic()
+            while True:
+                try:
+                    user.admin.WhoAmI(pb.WhoAmIRequest())
+                except grpc.RpcError as exc:
+                    assert exc.code() == grpc.StatusCode.UNAUTHENTICATED
+                    break
+                time.sleep(0.05)
+            assert time.monotonic() - revoked < 1.0
+
+
+@pytest.mark.parametrize(
+    ("call", "code", "needle"),
+    [
+        (
+            lambda c: c.admin.CreateTenant(pb.CreateTenantRequest(tenant_id="NO WAY")),
+            "INVALID_ARGUMENT",
+            "tenant_id",
+        ),
+        (lambda c: c.admin.CreateApiKey(pb.CreateApiKeyRequest(role=42)), "INVALID_ARGUMENT", "role"),
+        (
+            lambda c: c.admin.RevokeApiKey(pb.RevokeApiKeyRequest(key_id="feedfacefeedface")),
+            "NOT_FOUND",
+            "key",
+        ),
+        (
+            lambda c: c.admin.CreateTenant(
+                pb.CreateTenantRequest(tenant_id="big", display_name="x" * 300_000)
+            ),
+            "RESOURCE_EXHAUSTED",
+            "262144",
+        ),
+    ],
+)
+def test_bad_input_gets_a_clear_status_through_the_proxy(operator, call, code, needle):
+    with pytest.raises(grpc.RpcError) as info:
+        call(operator)
+    assert info.value.code().name == code
+    assert needle in info.value.details()
+    assert "Traceback" not in info.value.details() and "ray::" not in info.value.details()
+
+
+def test_unauthenticated_through_the_proxy(platform):
+    with (
+        Client(platform.target, "not-a-real-key-000000", timeout=30) as c,
+        pytest.raises(grpc.RpcError) as info,
+    ):
+        c.admin.WhoAmI(pb.WhoAmIRequest())
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_pending_capabilities_answer_unimplemented_for_every_rpc_kind(operator):
+    with pytest.raises(grpc.RpcError) as unary:
+        operator.adapters.ListAdapters(adapters_pb2.ListAdaptersRequest())
+    with pytest.raises(grpc.RpcError) as server_stream:
+        list(operator.generation.GenerateStream(generation_pb2.GenerateStreamRequest(prompt="hi")))
+
+    def chunks():
+        for _ in range(3):
+            yield adapters_pb2.UploadAdapterVersionRequest()
+
+    with pytest.raises(grpc.RpcError) as client_stream:
+        operator.adapters.UploadAdapterVersion(chunks())
+    for info, method in (
+        (unary, "ListAdapters"),
+        (server_stream, "GenerateStream"),
+        (client_stream, "UploadAdapterVersion"),
+    ):
+        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert f".{method} is not available:" in info.value.details()
+        assert "Traceback" not in info.value.details()
