@@ -69,8 +69,8 @@ test-e2e: install ## e2e tier only (real Ray Serve)
 run: install ## start the whole platform on embedded defaults (gRPC on 127.0.0.1:9000)
 	$(BIN)/lorag serve
 
-bench: install ## run benchmarks; writes reports/bench.json and reports/bench.png
-	$(BIN)/python benchmarks/run.py --out reports
+bench: install ## run every benchmarks/bench_*.py; each writes reports/<name>.json and .png
+	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b --out reports; done
 
 clean: ## remove the venv and caches of this checkout
 	rm -rf $(VENV) .tools .pytest_cache .ruff_cache reports

@@ -197,3 +197,19 @@ async def test_rpc_metrics_count_calls_by_code(operator, client_for):
         REGISTRY.get_sample_value("lorag_rpc_latency_seconds_count", {"service": "admin", "method": "WhoAmI"})
         >= 2
     )
+
+
+async def test_operator_sets_quota_and_the_tenant_reads_it(operator, client_for):
+    tid, admin = await new_tenant(operator, client_for)
+    quota = pb.TenantQuota(max_documents=1000, max_adapters=5, max_requests_per_minute=600)
+    resp = await operator.admin.SetTenantQuota(pb.SetTenantQuotaRequest(tenant_id=tid, quota=quota))
+    assert resp.tenant.quota == quota
+    assert (await admin.admin.GetTenant(pb.GetTenantRequest())).tenant.quota == quota
+    await expect_status(
+        admin.admin.SetTenantQuota(pb.SetTenantQuotaRequest(tenant_id=tid, quota=pb.TenantQuota())),
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
+    await expect_status(
+        operator.admin.SetTenantQuota(pb.SetTenantQuotaRequest(tenant_id="no-such-tenant", quota=quota)),
+        grpc.StatusCode.NOT_FOUND,
+    )

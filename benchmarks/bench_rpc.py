@@ -128,8 +128,8 @@ def main() -> None:
             / results["ray-serve"]["throughput_rps"],
         },
     }
-    (out / "bench.json").write_text(json.dumps(report, indent=2))
-    _chart(results, out / "bench.png")
+    (out / "bench_rpc.json").write_text(json.dumps(report, indent=2))
+    _chart(results, out / "bench_rpc.png")
     print(json.dumps(report, indent=2))
 
 
