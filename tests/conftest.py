@@ -9,6 +9,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ["LORAG_LOG_JSON"] = "false"
+# Models built or converted locally are cached across runs (never downloaded).
+os.environ.setdefault("LORAG_MODELS_DIR", os.path.expanduser("~/.cache/lorag/models"))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -38,6 +38,17 @@ def bootstrap(settings: LoragSettings) -> str | None:
     return created
 
 
+def prepare_models(settings: LoragSettings) -> None:
+    """Build or convert the default local models once, before any replica needs them."""
+    from lorag.generation.models import prepare_builtin
+    from lorag.generation.settings import DEFAULT_MODEL, GenerationSettings
+
+    gen = GenerationSettings(data_dir=settings.data_dir)
+    if gen.backend == "local" and gen.default_model == DEFAULT_MODEL:
+        print("preparing the default generation model (first run only) ...", flush=True)
+        prepare_builtin(gen)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     overrides = {}
     if args.port is not None:
@@ -48,6 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["grpc_host"] = args.host
     settings = LoragSettings(**overrides)
     created = bootstrap(settings)
+    prepare_models(settings)
 
     from lorag import serving
     from lorag.apps import APPS

@@ -24,15 +24,20 @@ QUIET_ENV = {
 }
 
 
-def deployment_for(name: str):
-    """The Ray Serve deployment of application ``name`` (its servicer class, unchanged)."""
+def deployment_for(name: str, cls: type | None = None):
+    """The Ray Serve deployment of application ``name``.
+
+    ``cls`` defaults to the application's servicer class, unchanged; a service may pass a subclass
+    that adds Ray-only decorators (``@serve.multiplexed``, ``@serve.batch``). The deployment keeps
+    the servicer's name either way (the Serve config refers to it).
+    """
     from ray import serve
 
     spec = APPS_BY_NAME[name]
-    cls = import_object(spec.servicer)
+    servicer = import_object(spec.servicer)
     return serve.deployment(
-        cls,
-        name=cls.__name__,
+        cls or servicer,
+        name=servicer.__name__,
         ray_actor_options={"num_cpus": 0},
         max_ongoing_requests=spec.max_ongoing_requests,
     )
@@ -101,8 +106,9 @@ def start(
             port=settings.grpc_port, grpc_servicer_functions=grpc_servicer_functions(apps)
         ),
     )
+    # The same `deployment:app` objects the Serve config under deploy/ imports.
     targets = [
-        serve.RunTarget(deployment_for(spec.name).bind(), name=spec.name, route_prefix=spec.route_prefix)
+        serve.RunTarget(import_object(spec.import_path), name=spec.name, route_prefix=spec.route_prefix)
         for spec in apps
     ]
     serve.run_many(targets, wait_for_applications_running=True)

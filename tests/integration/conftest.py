@@ -35,7 +35,7 @@ async def host(runtime, operator_key):
 
 @pytest.fixture(scope="session")
 async def operator(host, operator_key):
-    async with AsyncClient(host.target, operator_key, timeout=10) as c:
+    async with AsyncClient(host.target, operator_key, timeout=60) as c:
         yield c
 
 

@@ -22,6 +22,9 @@ class LoragSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LORAG_", extra="ignore", frozen=True)
 
     data_dir: Path = Field(DEFAULT_DATA_DIR, description="Where embedded state lives.")
+    models_dir: Path | None = Field(
+        None, description="Where locally built/converted models are kept; default: data_dir/models."
+    )
     registry_url: str | None = Field(
         None, description="SQLAlchemy URL of the registry; default: SQLite under data_dir."
     )
@@ -46,6 +49,10 @@ class LoragSettings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return Path(value).expanduser()
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return Path(self.models_dir).expanduser() if self.models_dir else self.data_dir / "models"
 
     @property
     def resolved_registry_url(self) -> str:

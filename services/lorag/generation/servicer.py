@@ -1,9 +1,151 @@
-"""lorag.generation.v1 servicer."""
+"""lorag.generation.v1 servicer: proto <-> GenerationCore."""
 
-from lorag.common.rpc import ServicerBase
+from __future__ import annotations
+
+import logging
+import secrets
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from lorag.common.rpc import Call, ServicerBase, rpc
+from lorag.common.tenancy import Role
+from lorag.common.v1 import common_pb2
+from lorag.generation import models
+from lorag.generation.backends import GenerationBackend, LocalBackend, TgiBackend
+from lorag.generation.core import AdapterResolver, Chunk, GenerationCore, GenerationInput
+from lorag.generation.settings import GenerationSettings
 from lorag.generation.v1 import generation_pb2 as pb
+
+log = logging.getLogger("lorag.generation")
+
+_FINISH = {
+    "stop": pb.FINISH_REASON_STOP,
+    "length": pb.FINISH_REASON_LENGTH,
+    "stop_sequence": pb.FINISH_REASON_STOP_SEQUENCE,
+    "cancelled": pb.FINISH_REASON_CANCELLED,
+}
+_ROLE = {pb.CHAT_ROLE_SYSTEM: "system", pb.CHAT_ROLE_USER: "user", pb.CHAT_ROLE_ASSISTANT: "assistant"}
+
+
+def build_backend(settings: GenerationSettings) -> GenerationBackend:
+    if settings.backend == "tgi":
+        return TgiBackend(settings.tgi_url, model=settings.default_model, timeout_s=settings.tgi_timeout_s)
+    source = models.resolve(settings, settings.default_model)
+    return LocalBackend(source, max_batch_size=settings.max_batch_size, torch_threads=settings.torch_threads)
+
+
+def build_resolver(runtime) -> AdapterResolver | None:
+    """The registry-backed resolver when the adapter registry is installed, else None."""
+    try:
+        from lorag.adapters.resolver import registry_resolver
+    except ImportError:
+        return None
+    return registry_resolver(runtime)
+
+
+def to_input(request, call: Call) -> GenerationInput:
+    s = request.sampling
+    which = request.WhichOneof("input")
+    chat = None
+    if which == "chat":
+        chat = [{"role": _ROLE.get(m.role, ""), "content": m.content} for m in request.chat.messages]
+    return GenerationInput(
+        prompt=request.prompt if which == "prompt" else None,
+        chat=chat,
+        adapter_ref=request.adapter.ref,
+        model=request.model,
+        temperature=s.temperature if s.HasField("temperature") else None,
+        top_p=s.top_p if s.HasField("top_p") else None,
+        top_k=s.top_k,
+        max_new_tokens=s.max_new_tokens,
+        stop=list(s.stop),
+        seed=s.seed if s.HasField("seed") else None,
+        repetition_penalty=s.repetition_penalty if s.HasField("repetition_penalty") else None,
+        request_id=call.metadata("x-request-id") or call.trace_id or secrets.token_hex(8),
+    )
+
+
+def summary_pb(chunk: Chunk) -> pb.GenerationSummary:
+    s = chunk.summary
+    return pb.GenerationSummary(
+        finish_reason=_FINISH.get(s.finish_reason, pb.FINISH_REASON_UNSPECIFIED),
+        usage=common_pb2.Usage(
+            prompt_tokens=s.prompt_tokens,
+            completion_tokens=s.completion_tokens,
+            total_tokens=s.prompt_tokens + s.completion_tokens,
+        ),
+        model=s.model,
+        adapter_version_id=s.adapter_version_id,
+        timings=pb.GenerationTimings(
+            time_to_first_token_ms=s.time_to_first_token_ms,
+            total_ms=s.total_ms,
+            tokens_per_second=s.tokens_per_second,
+        ),
+    )
 
 
 class GenerationServicer(ServicerBase):
+    """Text generation with the base model or a tenant's LoRA adapter."""
+
     SERVICES = (pb.DESCRIPTOR.services_by_name["GenerationService"],)
-    PENDING = "text generation with multi-LoRA batching is not deployed yet"
+
+    def __init__(self, runtime=None, *, settings: GenerationSettings | None = None, backend=None) -> None:
+        super().__init__(runtime)
+        self.settings = settings or GenerationSettings()
+        self.core = GenerationCore(
+            self.settings,
+            backend or build_backend(self.settings),
+            resolver=build_resolver(self.runtime),
+        )
+
+    @rpc(Role.USER)
+    async def Generate(self, request: pb.GenerateRequest, call: Call):
+        inp = to_input(request, call)
+        text, ids, summary = await self.core.generate(call.tenant_id, inp)
+        chunk = Chunk(text=text, token_ids=ids, summary=summary)
+        return pb.GenerateResponse(
+            text=text, token_ids=ids if request.include_token_ids else [], summary=summary_pb(chunk)
+        )
+
+    @rpc(Role.USER)
+    async def GenerateStream(self, request: pb.GenerateStreamRequest, call: Call):
+        inp = to_input(request, call)
+        async for chunk in self.core.stream(call.tenant_id, inp):
+            msg = pb.GenerateStreamResponse(text=chunk.text)
+            if request.include_token_ids:
+                msg.token_ids.extend(chunk.token_ids)
+            if chunk.summary is not None:
+                msg.summary.CopyFrom(summary_pb(chunk))
+            yield msg
+
+    @rpc(Role.USER)
+    async def ListGenerationModels(self, request, call: Call):
+        backend = self.core.backend
+        return pb.ListGenerationModelsResponse(
+            models=[
+                pb.GenerationModel(
+                    name=backend.model,
+                    max_context_length=backend.max_context(),
+                    weights_sha256=backend.weights_sha256(),
+                    is_default=True,
+                    backend=backend.name,
+                )
+            ]
+        )
+
+    @rpc(Role.USER)
+    async def GetLoadedAdapters(self, request, call: Call):
+        out = []
+        for info in self.core.loaded_for(call.tenant_id):
+            loaded, used = Timestamp(), Timestamp()
+            loaded.FromNanoseconds(int(info.load_time * 1e9))
+            used.FromNanoseconds(int(info.last_used * 1e9))
+            out.append(
+                pb.LoadedAdapter(adapter_version_id=info.version_id, load_time=loaded, last_used_time=used)
+            )
+        return pb.GetLoadedAdaptersResponse(
+            replica_id=self.replica_id(), adapters=out, capacity=self.settings.max_loaded_adapters
+        )
+
+    def replica_id(self) -> str:
+        return "in-process"
