@@ -134,6 +134,104 @@ def cmd_admin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_adapters(args: argparse.Namespace) -> int:
+    from lorag.adapters import transfer
+    from lorag.adapters.v1 import adapters_pb2 as pb
+    from lorag.common.v1 import common_pb2
+
+    kinds = {"generation": pb.ADAPTER_KIND_GENERATION, "reranking": pb.ADAPTER_KIND_RERANKING}
+    names = {v: k for k, v in kinds.items()}
+
+    def aliases(adapter) -> str:
+        return ",".join(
+            f"{a.name}=v{a.version}" + (f"@{a.traffic_weight}%" if a.traffic_weight else "")
+            for a in adapter.aliases
+        )
+
+    def moved(name: str, alias, revision: int) -> None:
+        print(f"{name}: {alias.name} -> v{alias.version} ({alias.version_id}, revision {revision})")
+
+    with _client(args) as c:
+        a = c.adapters
+        if args.action == "upload":
+            requests = transfer.upload_requests(
+                args.directory,
+                adapter_name=args.name,
+                kind=kinds[args.kind],
+                base_model=args.base_model or "",
+                description=args.description,
+                parent_version_id=args.parent or "",
+                chunk_bytes=args.chunk_kib * 1024,
+            )
+            v = a.UploadAdapterVersion(requests).version
+            print(
+                f"{v.adapter_name}: version {v.version} ({v.version_id}) "
+                f"sha256 {v.sha256}, {v.size_bytes} bytes"
+            )
+            if args.promote or args.canary is not None:
+                alias, weight = ("canary", args.canary) if args.canary is not None else ("production", 0)
+                r = a.SetAlias(
+                    pb.SetAliasRequest(
+                        adapter_name=v.adapter_name, alias=alias, version=v.version, traffic_weight=weight
+                    )
+                )
+                moved(v.adapter_name, r.alias, r.revision)
+        elif args.action == "list":
+            token = ""
+            while True:
+                resp = a.ListAdapters(pb.ListAdaptersRequest(page=common_pb2.PageRequest(page_token=token)))
+                for ad in resp.adapters:
+                    print(
+                        f"{ad.name:<24} {names.get(ad.kind, '?'):<10} {ad.base_model:<24} "
+                        f"v{ad.latest_version:<4} {aliases(ad)}"
+                    )
+                token = resp.page.next_page_token
+                if not token:
+                    break
+        elif args.action == "versions":
+            resp = a.ListAdapterVersions(pb.ListAdapterVersionsRequest(adapter_name=args.name))
+            for v in resp.versions:
+                print(
+                    f"v{v.version:<4} {v.version_id}  r={v.rank:<3} {v.size_bytes:>10} B  "
+                    f"{v.sha256[:16]}  {v.created_by}"
+                )
+        elif args.action in ("promote", "canary"):
+            alias = "canary" if args.action == "canary" else args.alias
+            r = a.SetAlias(
+                pb.SetAliasRequest(
+                    adapter_name=args.name, alias=alias, version=args.version, traffic_weight=args.weight
+                )
+            )
+            moved(args.name, r.alias, r.revision)
+        elif args.action == "rollback":
+            r = a.Rollback(pb.RollbackRequest(adapter_name=args.name, alias=args.alias))
+            moved(args.name, r.alias, r.revision)
+        elif args.action == "resolve":
+            r = a.Resolve(
+                pb.ResolveRequest(ref=common_pb2.AdapterRef(ref=args.ref), request_id=args.request_id)
+            )
+            via = f" via {r.alias}" if r.alias else ""
+            print(f"{args.ref} -> {r.adapter_name} v{r.version} ({r.version_id}){via}")
+        elif args.action == "download":
+            resolved = a.Resolve(pb.ResolveRequest(ref=common_pb2.AdapterRef(ref=args.ref)))
+            v = transfer.write_download(
+                a.Download(pb.DownloadRequest(version_id=resolved.version_id)), args.out
+            )
+            print(f"{v.adapter_name} v{v.version} ({v.version_id}) -> {args.out} (hashes verified)")
+        elif args.action == "delete":
+            r = a.DeleteAdapter(pb.DeleteAdapterRequest(name=args.name, force=args.force))
+            print(f"{args.name}: deleted {r.deleted_version_count} version(s) (revision {r.revision})")
+        elif args.action == "audit":
+            resp = a.ListAuditEvents(
+                pb.ListAuditEventsRequest(
+                    action_prefix=args.action_prefix, resource_prefix=args.resource_prefix
+                )
+            )
+            for e in resp.events:
+                print(f"{e.event_time.ToJsonString()}  {e.actor:<20} {e.action:<24} {e.resource}")
+    return 0
+
+
 def cmd_health(args: argparse.Namespace) -> int:
     failed = 0
     with _client(args) as c:
@@ -184,6 +282,49 @@ def build_parser() -> argparse.ArgumentParser:
     rk = asub.add_parser("revoke-key", help="revoke an API key of your tenant (admin)")
     rk.add_argument("key_id")
     a.set_defaults(func=cmd_admin)
+
+    ad = sub.add_parser("adapters", help="LoRA adapters: upload, list, promote, rollback, ...")
+    adsub = ad.add_subparsers(dest="action", required=True)
+    up = adsub.add_parser("upload", help="upload a peft adapter directory as a new version (admin)")
+    up.add_argument("directory", type=Path, help="holds adapter_config.json and adapter_model.safetensors")
+    up.add_argument("--name", required=True, help="adapter name (created if new)")
+    up.add_argument("--kind", choices=["generation", "reranking"], default="generation")
+    up.add_argument("--base-model", help="registry name of the base model (default: the kind's default)")
+    up.add_argument("--description", default="")
+    up.add_argument("--parent", help="version id this one derives from")
+    up.add_argument("--chunk-kib", type=int, default=1024, help="upload chunk size in KiB")
+    up.add_argument("--promote", action="store_true", help="then point `production` at it")
+    up.add_argument(
+        "--canary", type=int, metavar="WEIGHT", help="then make it the canary with this % of traffic"
+    )
+    adsub.add_parser("list", help="adapters of your tenant with their aliases")
+    vs = adsub.add_parser("versions", help="versions of one adapter, newest first")
+    vs.add_argument("name")
+    pr = adsub.add_parser("promote", help="point an alias (default production) at a version (admin)")
+    pr.add_argument("name")
+    pr.add_argument("version", type=int)
+    pr.add_argument("--alias", default="production")
+    pr.add_argument("--weight", type=int, default=0, help="traffic % (canary only)")
+    ca = adsub.add_parser("canary", help="make a version the canary with a traffic weight (admin)")
+    ca.add_argument("name")
+    ca.add_argument("version", type=int)
+    ca.add_argument("--weight", type=int, required=True, help="percent of bare-name requests, 0-100")
+    rb = adsub.add_parser("rollback", help="move an alias back to its previous version (admin)")
+    rb.add_argument("name")
+    rb.add_argument("--alias", default="production")
+    rs = adsub.add_parser("resolve", help="resolve name, name@alias or name@v3 to a version")
+    rs.add_argument("ref")
+    rs.add_argument("--request-id", default="", help="routes a bare name to production or canary")
+    dl = adsub.add_parser("download", help="download a version's files (hashes verified)")
+    dl.add_argument("ref")
+    dl.add_argument("out", type=Path)
+    de = adsub.add_parser("delete", help="delete an adapter with all its versions (admin)")
+    de.add_argument("name")
+    de.add_argument("--force", action="store_true", help="also when aliases point at it")
+    au = adsub.add_parser("audit", help="audit log of your tenant, newest first (admin)")
+    au.add_argument("--action-prefix", default="")
+    au.add_argument("--resource-prefix", default="")
+    ad.set_defaults(func=cmd_adapters)
     return p
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from lorag.common.settings import APPLICATIONS
 
 START_TIMEOUT_S = 240

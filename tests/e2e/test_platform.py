@@ -7,6 +7,7 @@ import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
 from lorag.admin.v1 import admin_pb2 as pb
 from lorag.client import Client
 from lorag.common.settings import APPLICATIONS

@@ -1,1 +1,1 @@
-"""Helpers shared by test tiers: locally built adapters, a throw-away Postgres, an S3-compatible server."""
+"""Helpers shared by the test tiers: locally built models and adapters, throw-away local servers."""

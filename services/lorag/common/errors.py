@@ -78,6 +78,18 @@ class Cancelled(LoragError):
     code = "CANCELLED"
 
 
+class OutOfRange(LoragError):
+    """A position (revision, offset) outside what the server can serve."""
+
+    code = "OUT_OF_RANGE"
+
+
+class DataLoss(LoragError):
+    """Stored data failed an integrity check (e.g. a downloaded file's hash)."""
+
+    code = "DATA_LOSS"
+
+
 class Unimplemented(LoragError):
     """The RPC exists in the contract but its capability is not available in this deployment."""
 

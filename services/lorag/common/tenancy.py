@@ -100,11 +100,12 @@ class AuditEventRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(String(63), index=True)
-    actor_key_id: Mapped[str] = mapped_column(String(32))
+    actor_key_id: Mapped[str] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(256), default="")
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    trace_id: Mapped[str] = mapped_column(String(32), default="")
 
 
 def hash_key(api_key: str) -> str:
@@ -311,8 +312,13 @@ def _check_quota(q: Quota) -> None:
 
 
 def _audit(
-    tenant_id: str, actor: str, action: str, target: str, details: dict | None = None
+    tenant_id: str, actor: str, action: str, target: str, details: dict | None = None, trace_id: str = ""
 ) -> AuditEventRow:
     return AuditEventRow(
-        tenant_id=tenant_id, actor_key_id=actor, action=action, target=target, details=details or {}
+        tenant_id=tenant_id,
+        actor_key_id=actor,
+        action=action,
+        target=target,
+        details=details or {},
+        trace_id=trace_id,
     )

@@ -222,7 +222,7 @@ class UploadAdapterVersionResponse(_message.Message):
     version: AdapterVersion
     def __init__(self, version: _Optional[_Union[AdapterVersion, _Mapping]] = ...) -> None: ...
 
-class RegisterAdapterFromUriRequest(_message.Message):
+class RegisterFromUriRequest(_message.Message):
     __slots__ = ("adapter_name", "kind", "base_model", "uri", "expected_sha256", "parent_version_id", "metrics", "description")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
@@ -249,7 +249,7 @@ class RegisterAdapterFromUriRequest(_message.Message):
     description: str
     def __init__(self, adapter_name: _Optional[str] = ..., kind: _Optional[_Union[AdapterKind, str]] = ..., base_model: _Optional[str] = ..., uri: _Optional[str] = ..., expected_sha256: _Optional[str] = ..., parent_version_id: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., description: _Optional[str] = ...) -> None: ...
 
-class RegisterAdapterFromUriResponse(_message.Message):
+class RegisterFromUriResponse(_message.Message):
     __slots__ = ("version",)
     VERSION_FIELD_NUMBER: _ClassVar[int]
     version: AdapterVersion
@@ -415,14 +415,32 @@ class RollbackResponse(_message.Message):
     revision: int
     def __init__(self, alias: _Optional[_Union[Alias, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
 
-class ResolveAdapterRequest(_message.Message):
-    __slots__ = ("ref",)
+class ResolveRequest(_message.Message):
+    __slots__ = ("ref", "request_id")
     REF_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.AdapterRef
-    def __init__(self, ref: _Optional[_Union[_common_pb2.AdapterRef, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, ref: _Optional[_Union[_common_pb2.AdapterRef, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
-class ResolveAdapterResponse(_message.Message):
-    __slots__ = ("version_id", "adapter_name", "version", "kind", "base_model", "alias", "revision")
+class Routing(_message.Message):
+    __slots__ = ("primary_version_id", "primary_version", "primary_alias", "canary_version_id", "canary_version", "canary_weight")
+    PRIMARY_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_ALIAS_FIELD_NUMBER: _ClassVar[int]
+    CANARY_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CANARY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CANARY_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    primary_version_id: str
+    primary_version: int
+    primary_alias: str
+    canary_version_id: str
+    canary_version: int
+    canary_weight: int
+    def __init__(self, primary_version_id: _Optional[str] = ..., primary_version: _Optional[int] = ..., primary_alias: _Optional[str] = ..., canary_version_id: _Optional[str] = ..., canary_version: _Optional[int] = ..., canary_weight: _Optional[int] = ...) -> None: ...
+
+class ResolveResponse(_message.Message):
+    __slots__ = ("version_id", "adapter_name", "version", "kind", "base_model", "alias", "revision", "sha256", "routing", "request_id")
     VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     ADAPTER_NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -430,6 +448,9 @@ class ResolveAdapterResponse(_message.Message):
     BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
     ALIAS_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     version_id: str
     adapter_name: str
     version: int
@@ -437,19 +458,38 @@ class ResolveAdapterResponse(_message.Message):
     base_model: str
     alias: str
     revision: int
-    def __init__(self, version_id: _Optional[str] = ..., adapter_name: _Optional[str] = ..., version: _Optional[int] = ..., kind: _Optional[_Union[AdapterKind, str]] = ..., base_model: _Optional[str] = ..., alias: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
+    sha256: str
+    routing: Routing
+    request_id: str
+    def __init__(self, version_id: _Optional[str] = ..., adapter_name: _Optional[str] = ..., version: _Optional[int] = ..., kind: _Optional[_Union[AdapterKind, str]] = ..., base_model: _Optional[str] = ..., alias: _Optional[str] = ..., revision: _Optional[int] = ..., sha256: _Optional[str] = ..., routing: _Optional[_Union[Routing, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
-class WatchAdapterEventsRequest(_message.Message):
+class DownloadRequest(_message.Message):
+    __slots__ = ("version_id",)
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    version_id: str
+    def __init__(self, version_id: _Optional[str] = ...) -> None: ...
+
+class DownloadResponse(_message.Message):
+    __slots__ = ("version", "chunk")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    version: AdapterVersion
+    chunk: AdapterFileChunk
+    def __init__(self, version: _Optional[_Union[AdapterVersion, _Mapping]] = ..., chunk: _Optional[_Union[AdapterFileChunk, _Mapping]] = ...) -> None: ...
+
+class WatchRevisionsRequest(_message.Message):
     __slots__ = ("from_revision",)
     FROM_REVISION_FIELD_NUMBER: _ClassVar[int]
     from_revision: int
     def __init__(self, from_revision: _Optional[int] = ...) -> None: ...
 
-class WatchAdapterEventsResponse(_message.Message):
-    __slots__ = ("event",)
+class WatchRevisionsResponse(_message.Message):
+    __slots__ = ("revision", "event")
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
+    revision: int
     event: AdapterEvent
-    def __init__(self, event: _Optional[_Union[AdapterEvent, _Mapping]] = ...) -> None: ...
+    def __init__(self, revision: _Optional[int] = ..., event: _Optional[_Union[AdapterEvent, _Mapping]] = ...) -> None: ...
 
 class ListAuditEventsRequest(_message.Message):
     __slots__ = ("page", "action_prefix", "resource_prefix", "start_time", "end_time")

@@ -27,14 +27,16 @@ if _version_not_supported:
 
 class AdapterServiceStub:
     """Registry of the LoRA adapters of a tenant: adapters, their immutable versions, aliases and the
-    events that drive hot swapping. Hosted by the `adapters` application (with AdminService and
+    revisions that drive hot swapping. Hosted by the `adapters` application (with AdminService and
     TrainingService). Every call acts inside the caller's tenant; an unknown or foreign name or id
-    is NOT_FOUND. Reads need any valid key; changes need role admin or operator.
+    is NOT_FOUND (existence never leaks). Reads need any valid key; changes need role admin or
+    operator.
 
-    Reference syntax (common.v1.AdapterRef): `name` resolves to the `production` alias, except that
-    the share `traffic_weight` % of resolutions go to the `canary` alias when it exists; with no
-    `production` alias it resolves to the newest READY version. `name@<alias>` resolves to that
-    alias, `name@v<n>` to version n.
+    Reference syntax (common.v1.AdapterRef): `name@<alias>` resolves to that alias, `name@v<n>` to
+    version n. A bare `name` resolves to the `production` alias, except that `traffic_weight` % of
+    request ids go to the `canary` alias when it exists; the choice is a deterministic function of
+    (adapter name, request id), so one request id always lands on the same version and A/B results
+    are attributable. With no `production` alias a bare name resolves to the newest version.
     """
 
     def __init__(self, channel):
@@ -48,10 +50,10 @@ class AdapterServiceStub:
                 request_serializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.UploadAdapterVersionRequest.SerializeToString,
                 response_deserializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.UploadAdapterVersionResponse.FromString,
                 _registered_method=True)
-        self.RegisterAdapterFromUri = channel.unary_unary(
-                '/lorag.adapters.v1.AdapterService/RegisterAdapterFromUri',
-                request_serializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.RegisterAdapterFromUriRequest.SerializeToString,
-                response_deserializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.RegisterAdapterFromUriResponse.FromString,
+        self.RegisterFromUri = channel.unary_unary(
+                '/lorag.adapters.v1.AdapterService/RegisterFromUri',
+                request_serializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.RegisterFromUriRequest.SerializeToString,
+                response_deserializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.RegisterFromUriResponse.FromString,
                 _registered_method=True)
         self.CreateAdapter = channel.unary_unary(
                 '/lorag.adapters.v1.AdapterService/CreateAdapter',
@@ -103,15 +105,20 @@ class AdapterServiceStub:
                 request_serializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.RollbackRequest.SerializeToString,
                 response_deserializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.RollbackResponse.FromString,
                 _registered_method=True)
-        self.ResolveAdapter = channel.unary_unary(
-                '/lorag.adapters.v1.AdapterService/ResolveAdapter',
-                request_serializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.ResolveAdapterRequest.SerializeToString,
-                response_deserializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.ResolveAdapterResponse.FromString,
+        self.Resolve = channel.unary_unary(
+                '/lorag.adapters.v1.AdapterService/Resolve',
+                request_serializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.ResolveRequest.SerializeToString,
+                response_deserializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.ResolveResponse.FromString,
                 _registered_method=True)
-        self.WatchAdapterEvents = channel.unary_stream(
-                '/lorag.adapters.v1.AdapterService/WatchAdapterEvents',
-                request_serializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.WatchAdapterEventsRequest.SerializeToString,
-                response_deserializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.WatchAdapterEventsResponse.FromString,
+        self.Download = channel.unary_stream(
+                '/lorag.adapters.v1.AdapterService/Download',
+                request_serializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.DownloadRequest.SerializeToString,
+                response_deserializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.DownloadResponse.FromString,
+                _registered_method=True)
+        self.WatchRevisions = channel.unary_stream(
+                '/lorag.adapters.v1.AdapterService/WatchRevisions',
+                request_serializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.WatchRevisionsRequest.SerializeToString,
+                response_deserializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.WatchRevisionsResponse.FromString,
                 _registered_method=True)
         self.ListAuditEvents = channel.unary_unary(
                 '/lorag.adapters.v1.AdapterService/ListAuditEvents',
@@ -122,34 +129,40 @@ class AdapterServiceStub:
 
 class AdapterServiceServicer:
     """Registry of the LoRA adapters of a tenant: adapters, their immutable versions, aliases and the
-    events that drive hot swapping. Hosted by the `adapters` application (with AdminService and
+    revisions that drive hot swapping. Hosted by the `adapters` application (with AdminService and
     TrainingService). Every call acts inside the caller's tenant; an unknown or foreign name or id
-    is NOT_FOUND. Reads need any valid key; changes need role admin or operator.
+    is NOT_FOUND (existence never leaks). Reads need any valid key; changes need role admin or
+    operator.
 
-    Reference syntax (common.v1.AdapterRef): `name` resolves to the `production` alias, except that
-    the share `traffic_weight` % of resolutions go to the `canary` alias when it exists; with no
-    `production` alias it resolves to the newest READY version. `name@<alias>` resolves to that
-    alias, `name@v<n>` to version n.
+    Reference syntax (common.v1.AdapterRef): `name@<alias>` resolves to that alias, `name@v<n>` to
+    version n. A bare `name` resolves to the `production` alias, except that `traffic_weight` % of
+    request ids go to the `canary` alias when it exists; the choice is a deterministic function of
+    (adapter name, request id), so one request id always lands on the same version and A/B results
+    are attributable. With no `production` alias a bare name resolves to the newest version.
     """
 
     def UploadAdapterVersion(self, request_iterator, context):
         """Uploads a new version as a client stream: the first message carries `metadata`, the
-        following ones carry the file chunks. The adapter is created if it does not exist. Nothing is
-        visible until validation passes (safetensors only, adapter_config.json matching the base
-        model and allowed target modules, rank and size limits, hash). Errors: INVALID_ARGUMENT for a
-        malformed stream or failed validation (the message says why); FAILED_PRECONDITION when an
-        existing adapter has another kind or base model; RESOURCE_EXHAUSTED over the storage or
+        following ones carry the file chunks (about 1 MiB each). The adapter is created if it does
+        not exist. Files are hashed while streaming and written to a staging area; nothing is visible
+        until validation passes (safetensors only, adapter_config.json of a LoRA matching the base
+        model, known target modules, tensor shapes, rank and size limits, path-safe names). Uploading
+        content identical to an existing version of the adapter returns that version (no new version,
+        no second blob). Errors: INVALID_ARGUMENT for a malformed or truncated stream or failed
+        validation, including a `total_size` over the adapter size limit (the message says what is
+        wrong); FAILED_PRECONDITION when the base model of the files or the request differs from the
+        adapter's, or the base model is unknown; RESOURCE_EXHAUSTED over the tenant's storage or
         adapter quota. Admin or operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def RegisterAdapterFromUri(self, request, context):
+    def RegisterFromUri(self, request, context):
         """Registers a version from files already in the blob store (e.g. written by training), with
-        the same validation as an upload. Errors: INVALID_ARGUMENT for a URI outside the blob store
-        or failed validation; NOT_FOUND when the URI holds no adapter. Operator, or admin for URIs
-        under the tenant's own prefix.
+        the same validation as an upload; the files are copied to the version's own prefix. Errors:
+        INVALID_ARGUMENT for a URI outside the blob store or failed validation; NOT_FOUND when the URI
+        holds no adapter files. Operator, or admin for URIs under the tenant's own prefix.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -157,7 +170,8 @@ class AdapterServiceServicer:
 
     def CreateAdapter(self, request, context):
         """Creates an adapter with no versions. Errors: ALREADY_EXISTS for a taken name;
-        INVALID_ARGUMENT for a malformed name or unknown base model. Admin or operator.
+        INVALID_ARGUMENT for a malformed name; FAILED_PRECONDITION for an unknown base model or one
+        of another kind; RESOURCE_EXHAUSTED over the tenant's adapter quota. Admin or operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -178,8 +192,9 @@ class AdapterServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteAdapter(self, request, context):
-        """Deletes an adapter, its versions, aliases and blobs. Errors: FAILED_PRECONDITION when it still
-        has aliases and `force` is false. Admin or operator.
+        """Deletes an adapter, its versions, aliases and blobs, and bumps the registry revision.
+        Errors: FAILED_PRECONDITION when it still has aliases and `force` is false. Admin or
+        operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -201,8 +216,8 @@ class AdapterServiceServicer:
 
     def SetAlias(self, request, context):
         """Points an alias at a version (creating the alias if needed) and bumps the registry revision.
-        Errors: NOT_FOUND for an unknown adapter or version; FAILED_PRECONDITION for a version that
-        is not READY; INVALID_ARGUMENT for a malformed alias name or weight. Admin or operator.
+        Errors: NOT_FOUND for an unknown adapter or version; INVALID_ARGUMENT for a malformed alias
+        name or a weight out of range. Admin or operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -224,25 +239,35 @@ class AdapterServiceServicer:
 
     def Rollback(self, request, context):
         """Moves an alias back to the version it pointed to before its last change (an alias move, not
-        a file change). Rolling back twice returns to where it started. Errors: FAILED_PRECONDITION
-        when the alias has no previous version or it is no longer READY. Admin or operator.
+        a file change) and bumps the registry revision. Rolling back twice returns to where it
+        started. Errors: FAILED_PRECONDITION when the alias has no previous version. Admin or
+        operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ResolveAdapter(self, request, context):
+    def Resolve(self, request, context):
         """Resolves a reference (`name`, `name@alias`, `name@v3`) to an immutable version id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def WatchAdapterEvents(self, request, context):
-        """Streams registry events of the caller's tenant: first the retained events after
-        `from_revision`, then new ones as they happen, until the client cancels. Errors: OUT_OF_RANGE
-        when `from_revision` is older than the retained history (re-read the state, then watch from
-        the current revision).
+    def Download(self, request, context):
+        """Streams the files of one version for replicas: first a message with the version (its files
+        and their SHA-256), then the chunks of each file in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchRevisions(self, request, context):
+        """Streams registry changes of the caller's tenant: first a message with the current revision,
+        then the retained events after `from_revision`, then new ones as they happen, until the
+        client cancels or the call's deadline passes (then watch again from the last revision seen).
+        Errors: OUT_OF_RANGE when `from_revision` is older than the retained history or newer than
+        the registry (re-read the state, then watch from the current revision).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -264,10 +289,10 @@ def add_AdapterServiceServicer_to_server(servicer, server):
                     request_deserializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.UploadAdapterVersionRequest.FromString,
                     response_serializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.UploadAdapterVersionResponse.SerializeToString,
             ),
-            'RegisterAdapterFromUri': grpc.unary_unary_rpc_method_handler(
-                    servicer.RegisterAdapterFromUri,
-                    request_deserializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.RegisterAdapterFromUriRequest.FromString,
-                    response_serializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.RegisterAdapterFromUriResponse.SerializeToString,
+            'RegisterFromUri': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterFromUri,
+                    request_deserializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.RegisterFromUriRequest.FromString,
+                    response_serializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.RegisterFromUriResponse.SerializeToString,
             ),
             'CreateAdapter': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateAdapter,
@@ -319,15 +344,20 @@ def add_AdapterServiceServicer_to_server(servicer, server):
                     request_deserializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.RollbackRequest.FromString,
                     response_serializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.RollbackResponse.SerializeToString,
             ),
-            'ResolveAdapter': grpc.unary_unary_rpc_method_handler(
-                    servicer.ResolveAdapter,
-                    request_deserializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.ResolveAdapterRequest.FromString,
-                    response_serializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.ResolveAdapterResponse.SerializeToString,
+            'Resolve': grpc.unary_unary_rpc_method_handler(
+                    servicer.Resolve,
+                    request_deserializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.ResolveRequest.FromString,
+                    response_serializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.ResolveResponse.SerializeToString,
             ),
-            'WatchAdapterEvents': grpc.unary_stream_rpc_method_handler(
-                    servicer.WatchAdapterEvents,
-                    request_deserializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.WatchAdapterEventsRequest.FromString,
-                    response_serializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.WatchAdapterEventsResponse.SerializeToString,
+            'Download': grpc.unary_stream_rpc_method_handler(
+                    servicer.Download,
+                    request_deserializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.DownloadRequest.FromString,
+                    response_serializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.DownloadResponse.SerializeToString,
+            ),
+            'WatchRevisions': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchRevisions,
+                    request_deserializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.WatchRevisionsRequest.FromString,
+                    response_serializer=lorag_dot_adapters_dot_v1_dot_adapters__pb2.WatchRevisionsResponse.SerializeToString,
             ),
             'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAuditEvents,
@@ -344,14 +374,16 @@ def add_AdapterServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class AdapterService:
     """Registry of the LoRA adapters of a tenant: adapters, their immutable versions, aliases and the
-    events that drive hot swapping. Hosted by the `adapters` application (with AdminService and
+    revisions that drive hot swapping. Hosted by the `adapters` application (with AdminService and
     TrainingService). Every call acts inside the caller's tenant; an unknown or foreign name or id
-    is NOT_FOUND. Reads need any valid key; changes need role admin or operator.
+    is NOT_FOUND (existence never leaks). Reads need any valid key; changes need role admin or
+    operator.
 
-    Reference syntax (common.v1.AdapterRef): `name` resolves to the `production` alias, except that
-    the share `traffic_weight` % of resolutions go to the `canary` alias when it exists; with no
-    `production` alias it resolves to the newest READY version. `name@<alias>` resolves to that
-    alias, `name@v<n>` to version n.
+    Reference syntax (common.v1.AdapterRef): `name@<alias>` resolves to that alias, `name@v<n>` to
+    version n. A bare `name` resolves to the `production` alias, except that `traffic_weight` % of
+    request ids go to the `canary` alias when it exists; the choice is a deterministic function of
+    (adapter name, request id), so one request id always lands on the same version and A/B results
+    are attributable. With no `production` alias a bare name resolves to the newest version.
     """
 
     @staticmethod
@@ -382,7 +414,7 @@ class AdapterService:
             _registered_method=True)
 
     @staticmethod
-    def RegisterAdapterFromUri(request,
+    def RegisterFromUri(request,
             target,
             options=(),
             channel_credentials=None,
@@ -395,9 +427,9 @@ class AdapterService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/lorag.adapters.v1.AdapterService/RegisterAdapterFromUri',
-            lorag_dot_adapters_dot_v1_dot_adapters__pb2.RegisterAdapterFromUriRequest.SerializeToString,
-            lorag_dot_adapters_dot_v1_dot_adapters__pb2.RegisterAdapterFromUriResponse.FromString,
+            '/lorag.adapters.v1.AdapterService/RegisterFromUri',
+            lorag_dot_adapters_dot_v1_dot_adapters__pb2.RegisterFromUriRequest.SerializeToString,
+            lorag_dot_adapters_dot_v1_dot_adapters__pb2.RegisterFromUriResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -679,7 +711,7 @@ class AdapterService:
             _registered_method=True)
 
     @staticmethod
-    def ResolveAdapter(request,
+    def Resolve(request,
             target,
             options=(),
             channel_credentials=None,
@@ -692,9 +724,9 @@ class AdapterService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/lorag.adapters.v1.AdapterService/ResolveAdapter',
-            lorag_dot_adapters_dot_v1_dot_adapters__pb2.ResolveAdapterRequest.SerializeToString,
-            lorag_dot_adapters_dot_v1_dot_adapters__pb2.ResolveAdapterResponse.FromString,
+            '/lorag.adapters.v1.AdapterService/Resolve',
+            lorag_dot_adapters_dot_v1_dot_adapters__pb2.ResolveRequest.SerializeToString,
+            lorag_dot_adapters_dot_v1_dot_adapters__pb2.ResolveResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -706,7 +738,7 @@ class AdapterService:
             _registered_method=True)
 
     @staticmethod
-    def WatchAdapterEvents(request,
+    def Download(request,
             target,
             options=(),
             channel_credentials=None,
@@ -719,9 +751,36 @@ class AdapterService:
         return grpc.experimental.unary_stream(
             request,
             target,
-            '/lorag.adapters.v1.AdapterService/WatchAdapterEvents',
-            lorag_dot_adapters_dot_v1_dot_adapters__pb2.WatchAdapterEventsRequest.SerializeToString,
-            lorag_dot_adapters_dot_v1_dot_adapters__pb2.WatchAdapterEventsResponse.FromString,
+            '/lorag.adapters.v1.AdapterService/Download',
+            lorag_dot_adapters_dot_v1_dot_adapters__pb2.DownloadRequest.SerializeToString,
+            lorag_dot_adapters_dot_v1_dot_adapters__pb2.DownloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchRevisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/lorag.adapters.v1.AdapterService/WatchRevisions',
+            lorag_dot_adapters_dot_v1_dot_adapters__pb2.WatchRevisionsRequest.SerializeToString,
+            lorag_dot_adapters_dot_v1_dot_adapters__pb2.WatchRevisionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

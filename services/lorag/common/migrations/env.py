@@ -4,6 +4,7 @@ from alembic import context
 
 from lorag.common.db import Base
 from lorag.common import tenancy  # noqa: F401  (registers the tables on Base.metadata)
+from lorag.adapters import models as adapter_models  # noqa: F401  (adapter registry tables)
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)

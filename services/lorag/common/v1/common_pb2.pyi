@@ -21,6 +21,7 @@ class FilterOp(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FILTER_OP_NOT_IN: _ClassVar[FilterOp]
     FILTER_OP_CONTAINS: _ClassVar[FilterOp]
     FILTER_OP_EXISTS: _ClassVar[FilterOp]
+    FILTER_OP_RANGE: _ClassVar[FilterOp]
 FILTER_OP_UNSPECIFIED: FilterOp
 FILTER_OP_EQ: FilterOp
 FILTER_OP_NE: FilterOp
@@ -32,6 +33,7 @@ FILTER_OP_IN: FilterOp
 FILTER_OP_NOT_IN: FilterOp
 FILTER_OP_CONTAINS: FilterOp
 FILTER_OP_EXISTS: FilterOp
+FILTER_OP_RANGE: FilterOp
 
 class PageRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
