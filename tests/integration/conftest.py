@@ -2,6 +2,7 @@
 
 import grpc
 import pytest
+
 from lorag.client import AsyncClient
 from lorag.common.hosts import start_inprocess
 from lorag.common.rpc import Runtime

@@ -6,9 +6,10 @@ import time
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
+
 from lorag.admin.v1 import admin_pb2 as pb
 from lorag.common.tenancy import DEFAULT_TENANT
-from prometheus_client import REGISTRY
 
 from .conftest import expect_status
 

@@ -2,6 +2,7 @@
 
 import grpc
 import pytest
+
 from lorag.admin.v1 import admin_pb2 as pb
 from lorag.client import AsyncClient, Client
 

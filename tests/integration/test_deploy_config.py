@@ -3,8 +3,9 @@
 from pathlib import Path
 
 import yaml
-from lorag.apps import import_object
 from ray.serve.schema import ServeDeploySchema
+
+from lorag.apps import import_object
 
 CONFIG = yaml.safe_load((Path(__file__).parents[2] / "deploy" / "serve.yaml").read_text())
 

@@ -1,4 +1,5 @@
 import pytest
+
 from lorag.admin.core import AdminCore
 from lorag.common.errors import InvalidArgument, NotFound, PermissionDenied
 from lorag.common.tenancy import Role

@@ -4,6 +4,7 @@ from collections import Counter
 from pathlib import Path
 
 import yaml
+
 from lorag.apps import APPS, grpc_servicer_functions, import_object
 from lorag.common.rpc import all_services
 from lorag.common.settings import APPLICATIONS

@@ -1,6 +1,7 @@
 import asyncio
 
 import pytest
+
 from lorag.common.auth import Authenticator, bearer_token
 from lorag.common.errors import Unauthenticated
 from lorag.common.tenancy import DEFAULT_TENANT, Role
@@ -36,8 +37,9 @@ def test_revocation_is_seen_after_the_cache_ttl(store):
 
 
 def test_settings_keep_the_cache_below_one_second():
-    from lorag.common.settings import LoragSettings
     from pydantic import ValidationError
+
+    from lorag.common.settings import LoragSettings
 
     with pytest.raises(ValidationError):
         LoragSettings(auth_cache_ttl_s=1.5)

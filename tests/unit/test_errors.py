@@ -1,5 +1,6 @@
 import grpc
 import pytest
+
 from lorag.common import errors
 from lorag.common.status import grpc_status
 

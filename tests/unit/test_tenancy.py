@@ -1,7 +1,8 @@
 import pytest
+from sqlalchemy import text
+
 from lorag.common.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
 from lorag.common.tenancy import DEFAULT_TENANT, Quota, Role
-from sqlalchemy import text
 
 
 def test_bootstrap_creates_default_tenant_and_one_operator_key_once(store):
