@@ -1,6 +1,8 @@
 """Generation over real gRPC (in-process host, the real default SmolLM2 model) and the TGI backend."""
 
 import asyncio
+from contextlib import asynccontextmanager
+from types import SimpleNamespace
 
 import grpc
 import pytest
@@ -147,19 +149,31 @@ async def test_list_models_reports_the_weights_hash(operator):
     assert len(model.weights_sha256) == 64 and model.max_context_length >= 2048
 
 
+class OneAdapter:
+    """An adapter source holding a single generation adapter version (stands in for the registry)."""
+
+    def __init__(self, version_id: str, base_model: str) -> None:
+        self.resolution = SimpleNamespace(version_id=version_id, kind="generation", base_model=base_model)
+
+    async def start(self) -> None:
+        pass
+
+    async def resolve(self, tenant_id, ref, *, request_id=""):
+        return self.resolution
+
+    @asynccontextmanager
+    async def acquire(self, tenant_id, version_id):
+        yield version_id
+
+
 async def test_tgi_backend_speaks_the_wire_format_with_adapter_id():
     server = FakeTgi()
     url = await server.start()
     backend = TgiBackend(url, model="remote-llm")
-    core = GenerationCore(generation_settings(backend="tgi"), backend)
+    core = GenerationCore(
+        generation_settings(backend="tgi"), backend, adapters=OneAdapter("ver-123", "remote-llm")
+    )
     try:
-        await backend.load_adapter("ver-123", "")
-        core.adapter_tenants["ver-123"] = "acme"
-
-        async def resolved(tenant_id, ref, request_id):
-            return "ver-123" if ref else BASE
-
-        core.adapter = resolved
         inp = GenerationInput(
             prompt="Hello",
             adapter_ref="bot@production",
@@ -198,7 +212,7 @@ async def test_tgi_backend_speaks_the_wire_format_with_adapter_id():
 async def test_tgi_backend_maps_server_errors():
     from lorag.common.errors import InvalidArgument, Unavailable
     from lorag.generation.backends import BackendRequest
-    from lorag.generation.engine import BASE, SamplingParams
+    from lorag.generation.engine import SamplingParams
 
     server = FakeTgi()
     url = await server.start()

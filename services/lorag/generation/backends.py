@@ -74,7 +74,14 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, source: ModelSource, *, max_batch_size: int = 8, torch_threads: int = 0) -> None:
+    def __init__(
+        self,
+        source: ModelSource,
+        *,
+        max_batch_size: int = 8,
+        torch_threads: int = 0,
+        quantize_int8: bool = False,
+    ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -86,6 +93,12 @@ class LocalBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         base = AutoModelForCausalLM.from_pretrained(source.path, dtype=torch.float32)
         base.eval()
+        self.quantized = quantize_int8
+        if quantize_int8:
+            # int8 dynamic quantization of every Linear (weights int8, activations quantized on
+            # the fly). peft cannot attach LoRA to quantized Linear modules, so a quantized
+            # replica serves the base model only.
+            base = torch.ao.quantization.quantize_dynamic(base, {torch.nn.Linear}, dtype=torch.qint8)
         self.base = base
         self.engine = BatchEngine(base, self.tokenizer, max_batch_size=max_batch_size)
         self._adapters: OrderedDict[str, LoadedAdapterInfo] = OrderedDict()
@@ -117,6 +130,11 @@ class LocalBackend:
         if version_id in self._adapters:
             self._adapters.move_to_end(version_id)
             return
+        if self.quantized:
+            raise FailedPrecondition(
+                "this replica runs an int8-quantized base model, which cannot apply LoRA adapters "
+                "(LORAG_GENERATION_QUANTIZE_INT8)"
+            )
         pending = self._loads.get(version_id)
         if pending is None:
             pending = asyncio.get_running_loop().create_future()

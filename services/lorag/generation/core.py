@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -27,28 +28,19 @@ MAX_STOP_LEN = 64
 ROLES = ("system", "user", "assistant")
 
 
-@dataclass(frozen=True)
-class ResolvedAdapter:
-    """An adapter version of the caller's tenant, with its files available locally."""
+class AdapterSource(Protocol):
+    """Where adapters come from: resolve a reference in a tenant, hold the loaded version.
 
-    version_id: str
-    base_model: str
-    kind: str  # "generation" | "reranking"
-    path: str
-    tenant_id: str
+    :class:`lorag.adapters.cache.AdapterCache` implements it: resolutions follow registry
+    revisions (hot swap), loads are shared and bounded by a memory budget, and a held version is
+    never evicted, so a request finishes on the version it started with.
+    """
 
+    async def start(self) -> None: ...
 
-class AdapterResolver(Protocol):
-    """Resolves ``name``, ``name@alias`` or ``name@v3`` inside a tenant and fetches the files."""
+    async def resolve(self, tenant_id: str, ref: str, *, request_id: str = ""): ...
 
-    async def resolve(self, *, tenant_id: str, ref: str, request_id: str) -> ResolvedAdapter: ...
-
-
-class NoRegistry:
-    """Resolver used when no adapter registry is configured: adapter references are refused."""
-
-    async def resolve(self, *, tenant_id: str, ref: str, request_id: str) -> ResolvedAdapter:
-        raise Unimplemented("adapter references need the adapter registry, which is not configured")
+    def acquire(self, tenant_id: str, version_id: str) -> AbstractAsyncContextManager: ...
 
 
 @dataclass
@@ -119,16 +111,16 @@ class GenerationCore:
         settings: GenerationSettings,
         backend: GenerationBackend,
         *,
-        resolver: AdapterResolver | None = None,
+        adapters: AdapterSource | None = None,
     ) -> None:
         self.settings = settings
         self.backend = backend
-        self.resolver = resolver or NoRegistry()
+        self.adapters = adapters
         self.limiter = TenantLimiter(settings.max_concurrent_per_tenant)
         self.adapter_tenants: dict[str, str] = {}  # version id -> tenant (for GetLoadedAdapters)
-        #: Loads adapter files into the backend; the Ray deployment routes this through
-        #: @serve.multiplexed so the replica's adapter set is known to the router.
-        self.load_adapter: Callable[[str, str], Awaitable[None]] = backend.load_adapter
+        #: Called with each adapter version a request uses; the Ray deployment registers it with
+        #: @serve.multiplexed so requests for that version are routed to this replica.
+        self.on_adapter: Callable[[str], Awaitable[None]] | None = None
 
     # -- validation ---------------------------------------------------------------------------
     def sampling(self, inp: GenerationInput) -> SamplingParams:
@@ -200,23 +192,30 @@ class GenerationCore:
             raise NotFound(f"generation model {name!r} is not served here; served: {self.backend.model}")
 
     # -- adapters -----------------------------------------------------------------------------
-    async def adapter(self, tenant_id: str, ref: str, request_id: str) -> str:
-        """The engine's adapter name for ``ref`` (a version id, or BASE for no adapter)."""
+    @asynccontextmanager
+    async def adapter(self, tenant_id: str, ref: str, request_id: str) -> AsyncIterator[str]:
+        """Hold the adapter ``ref`` means for this request; yields the engine's adapter name."""
         if not ref:
-            return BASE
-        resolved = await self.resolver.resolve(tenant_id=tenant_id, ref=ref, request_id=request_id)
-        if resolved.kind != "generation":
+            yield BASE
+            return
+        if self.adapters is None:
+            raise Unimplemented("adapter references need the adapter registry, which is not configured")
+        await self.adapters.start()  # idempotent: follows registry revisions from the first use
+        resolution = await self.adapters.resolve(tenant_id, ref, request_id=request_id)
+        if resolution.kind != "generation":
             raise FailedPrecondition(
-                f"adapter {ref!r} is a {resolved.kind} adapter, not a generation adapter"
+                f"adapter {ref!r} is a {resolution.kind} adapter, not a generation adapter"
             )
-        if resolved.base_model != self.backend.model:
+        if resolution.base_model != self.backend.model:
             raise FailedPrecondition(
-                f"adapter {ref!r} was trained for base model {resolved.base_model!r}; "
+                f"adapter {ref!r} was trained for base model {resolution.base_model!r}; "
                 f"this service runs {self.backend.model!r}"
             )
-        await self.load_adapter(resolved.version_id, resolved.path)
-        self.adapter_tenants[resolved.version_id] = resolved.tenant_id
-        return resolved.version_id
+        async with self.adapters.acquire(tenant_id, resolution.version_id):
+            self.adapter_tenants[resolution.version_id] = tenant_id
+            if self.on_adapter is not None:
+                await self.on_adapter(resolution.version_id)
+            yield resolution.version_id
 
     def loaded_for(self, tenant_id: str):
         items = [
@@ -232,34 +231,38 @@ class GenerationCore:
         self.check_length(prompt, params)
         self.limiter.acquire(tenant_id)
         try:
-            adapter = await self.adapter(tenant_id, inp.adapter_ref, inp.request_id)
-            started = time.perf_counter()
-            first = 0.0
-            request = BackendRequest(prompt=prompt, adapter=adapter, params=params)
-            async for event in self.backend.stream(request):
-                if event.finish_reason is not None:
-                    if event.finish_reason == "error":
-                        raise RuntimeError(f"generation failed: {event.error}")
-                    total = (time.perf_counter() - started) * 1000
-                    yield Chunk(
-                        text=event.text,
-                        token_ids=event.token_ids,
-                        summary=Summary(
-                            finish_reason=event.finish_reason,
-                            prompt_tokens=event.prompt_tokens,
-                            completion_tokens=event.completion_tokens,
-                            model=self.backend.model,
-                            adapter_version_id="" if adapter == BASE else adapter,
-                            time_to_first_token_ms=first or total,
-                            total_ms=total,
-                        ),
-                    )
-                    return
-                if not first:
-                    first = (time.perf_counter() - started) * 1000
-                yield Chunk(text=event.text, token_ids=event.token_ids)
+            async with self.adapter(tenant_id, inp.adapter_ref, inp.request_id) as adapter:
+                async for chunk in self._generate(prompt, adapter, params):
+                    yield chunk
         finally:
             self.limiter.release(tenant_id)
+
+    async def _generate(self, prompt: str, adapter: str, params: SamplingParams) -> AsyncIterator[Chunk]:
+        started = time.perf_counter()
+        first = 0.0
+        request = BackendRequest(prompt=prompt, adapter=adapter, params=params)
+        async for event in self.backend.stream(request):
+            if event.finish_reason is not None:
+                if event.finish_reason == "error":
+                    raise RuntimeError(f"generation failed: {event.error}")
+                total = (time.perf_counter() - started) * 1000
+                yield Chunk(
+                    text=event.text,
+                    token_ids=event.token_ids,
+                    summary=Summary(
+                        finish_reason=event.finish_reason,
+                        prompt_tokens=event.prompt_tokens,
+                        completion_tokens=event.completion_tokens,
+                        model=self.backend.model,
+                        adapter_version_id="" if adapter == BASE else adapter,
+                        time_to_first_token_ms=first or total,
+                        total_ms=total,
+                    ),
+                )
+                return
+            if not first:
+                first = (time.perf_counter() - started) * 1000
+            yield Chunk(text=event.text, token_ids=event.token_ids)
 
     async def generate(self, tenant_id: str, inp: GenerationInput) -> tuple[str, list[int], Summary]:
         parts: list[str] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -12,7 +13,7 @@ from lorag.common.tenancy import Role
 from lorag.common.v1 import common_pb2
 from lorag.generation import models
 from lorag.generation.backends import GenerationBackend, LocalBackend, TgiBackend
-from lorag.generation.core import AdapterResolver, Chunk, GenerationCore, GenerationInput
+from lorag.generation.core import Chunk, GenerationCore, GenerationInput
 from lorag.generation.settings import GenerationSettings
 from lorag.generation.v1 import generation_pb2 as pb
 
@@ -31,16 +32,27 @@ def build_backend(settings: GenerationSettings) -> GenerationBackend:
     if settings.backend == "tgi":
         return TgiBackend(settings.tgi_url, model=settings.default_model, timeout_s=settings.tgi_timeout_s)
     source = models.resolve(settings, settings.default_model)
-    return LocalBackend(source, max_batch_size=settings.max_batch_size, torch_threads=settings.torch_threads)
+    return LocalBackend(
+        source,
+        max_batch_size=settings.max_batch_size,
+        torch_threads=settings.torch_threads,
+        quantize_int8=settings.quantize_int8,
+    )
 
 
-def build_resolver(runtime) -> AdapterResolver | None:
-    """The registry-backed resolver when the adapter registry is installed, else None."""
-    try:
-        from lorag.adapters.resolver import registry_resolver
-    except ImportError:
-        return None
-    return registry_resolver(runtime)
+def build_adapter_cache(runtime, backend: GenerationBackend, settings: GenerationSettings):
+    """The replica's AdapterCache on the platform's registry (same SQL registry and blob store)."""
+    from lorag.adapters.cache import AdapterCache
+    from lorag.adapters.clients import LocalRegistryClient
+    from lorag.adapters.servicer import registry_for
+
+    return AdapterCache(
+        LocalRegistryClient(registry_for(runtime)),
+        loader=lambda version_id, path: backend.load_adapter(version_id, str(path)),
+        unloader=lambda version_id, _value: backend.unload_adapter(version_id),
+        memory_budget_bytes=settings.adapter_cache_bytes,
+        download_dir=settings.data_dir / "adapter-cache" / f"generation-{os.getpid()}",
+    )
 
 
 def to_input(request, call: Call) -> GenerationInput:
@@ -92,10 +104,9 @@ class GenerationServicer(ServicerBase):
     def __init__(self, runtime=None, *, settings: GenerationSettings | None = None, backend=None) -> None:
         super().__init__(runtime)
         self.settings = settings or GenerationSettings()
+        backend = backend or build_backend(self.settings)
         self.core = GenerationCore(
-            self.settings,
-            backend or build_backend(self.settings),
-            resolver=build_resolver(self.runtime),
+            self.settings, backend, adapters=build_adapter_cache(self.runtime, backend, self.settings)
         )
 
     @rpc(Role.USER)

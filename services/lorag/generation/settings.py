@@ -24,8 +24,15 @@ class GenerationSettings(LoragSettings):
     max_new_tokens: int = Field(512, ge=1, description="upper bound of sampling.max_new_tokens")
     default_new_tokens: int = Field(128, ge=1, description="max_new_tokens when a request sets none")
     max_concurrent_per_tenant: int = Field(16, ge=1, description="in-flight requests per tenant")
-    max_loaded_adapters: int = Field(32, ge=1, description="adapters kept loaded per replica (LRU)")
-    quantize_int8: bool = Field(False, description="int8 dynamic quantization of Linear layers (CPU)")
+    max_loaded_adapters: int = Field(
+        32, ge=1, description="adapter versions a replica advertises to Ray Serve's router"
+    )
+    adapter_cache_bytes: int = Field(
+        512 * 1024 * 1024, ge=1024 * 1024, description="memory budget of loaded adapters (LRU)"
+    )
+    quantize_int8: bool = Field(
+        False, description="int8 dynamic quantization of the base (CPU; serves no adapters)"
+    )
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = number of cores")
     tgi_url: str = Field("http://127.0.0.1:8080", description="base URL of the TGI/LoRAX server")
     tgi_timeout_s: float = Field(120.0, gt=0, description="HTTP timeout towards TGI")
