@@ -6,6 +6,7 @@ import time
 import pytest
 import torch
 
+from lorag.generation import lora_batch
 from lorag.generation.engine import BASE, BatchEngine, SamplingParams, Sequence
 from tests.support.models import make_lora, tiny_llama_dir
 
@@ -38,12 +39,17 @@ def setup(tmp_path_factory):
     a1 = make_lora(base_dir, ad / "a1", seed=1)
     a2 = make_lora(base_dir, ad / "a2", seed=2, modules=("q_proj", "k_proj", "v_proj", "o_proj"))
     tok = AutoTokenizer.from_pretrained(base_dir)
-    base = AutoModelForCausalLM.from_pretrained(base_dir).eval()
-    model = PeftModel.from_pretrained(base, a1, adapter_name="a1")
-    model.load_adapter(a2, adapter_name="a2")
-    model.eval()
+
+    def peft_model():
+        base = AutoModelForCausalLM.from_pretrained(base_dir).eval()
+        model = PeftModel.from_pretrained(base, a1, adapter_name="a1")
+        model.load_adapter(a2, adapter_name="a2")
+        return model.eval()
+
+    model = peft_model()
+    assert lora_batch.install(model) > 0
     engine = BatchEngine(model, tok, max_batch_size=8)
-    yield engine, tok, model
+    yield engine, tok, peft_model()  # the reference model keeps peft's own mixed-batch path
     engine.close()
 
 
@@ -140,8 +146,27 @@ def test_cancel_frees_the_slot_at_once(setup):
     assert engine.active_count == 0
 
 
+def test_gathered_lora_equals_peft_mixed_batches(setup):
+    engine, tok, reference = setup
+    ids = tok(
+        ["Once upon a time there", "The capital of", "def fib(n):", "Hello"],
+        return_tensors="pt",
+        padding=True,
+    )
+    names = ["a1", BASE, "a2", "a1"]
+    with torch.no_grad():
+        fast = engine.model(**ids, adapter_names=names).logits
+        slow = reference(**ids, adapter_names=names).logits
+        single = reference(**{k: v[1:2] for k, v in ids.items()}, adapter_names=[BASE]).logits
+    assert torch.allclose(fast, slow, atol=1e-5)
+    assert torch.allclose(fast[1:2], single, atol=1e-5)
+    assert not torch.allclose(
+        fast[0], reference(**{k: v[0:1] for k, v in ids.items()}, adapter_names=[BASE]).logits[0]
+    )
+
+
 def test_engine_runs_adapter_commands_between_steps(setup):
     engine, _, model = setup
-    assert engine.run_exclusive(lambda: sorted(model.peft_config)) == ["a1", "a2"]
+    assert engine.run_exclusive(lambda: sorted(engine.model.peft_config)) == ["a1", "a2"]
     with pytest.raises(ValueError):
         engine.run_exclusive(lambda: (_ for _ in ()).throw(ValueError("x")))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lorag.common.errors import FailedPrecondition, InvalidArgument, Unavailable
+from lorag.generation import lora_batch
 from lorag.generation.engine import BASE, BatchEngine, SamplingParams, Sequence, TokenEvent
 from lorag.generation.models import ModelSource, weights_sha256
 
@@ -165,6 +166,7 @@ class LocalBackend:
         except (ValueError, KeyError, RuntimeError) as exc:
             raise FailedPrecondition(f"adapter {version_id} does not fit model {self.model}: {exc}") from exc
         model.eval()
+        lora_batch.install(model)  # new LoRA modules (other target modules) get the gathered path
         self.engine.model = model
 
     async def unload_adapter(self, version_id: str) -> None:
