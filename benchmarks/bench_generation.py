@@ -215,14 +215,17 @@ async def grpc_and_hot_swap(args, work: Path, adapter_dirs: list[Path]) -> dict:
             seen: list[tuple[float, str]] = []
             failures = 0
 
+            inflight = asyncio.Semaphore(8)  # stay below the per-tenant concurrency limit
+
             async def probe():
                 nonlocal failures
-                t0 = time.monotonic()
-                try:
-                    r = await one("Say hello.", "swap")
-                    seen.append((t0, r.summary.adapter_version_id))
-                except Exception:  # noqa: BLE001 - counted: the target is zero
-                    failures += 1
+                async with inflight:
+                    t0 = time.monotonic()
+                    try:
+                        r = await one("Say hello.", "swap")
+                        seen.append((t0, r.summary.adapter_version_id))
+                    except Exception:  # noqa: BLE001 - counted: the target is zero
+                        failures += 1
 
             probes = []
             for _ in range(10):
