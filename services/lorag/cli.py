@@ -48,6 +48,22 @@ def prepare_models(settings: LoragSettings) -> None:
         print("preparing the default generation model (first run only) ...", flush=True)
         prepare_builtin(gen)
 
+    from lorag.reranking.prepare import prepare_models as prepare_rerankers
+    from lorag.reranking.settings import RerankingSettings
+
+    reranking = RerankingSettings()
+    prepare_rerankers(
+        root=reranking.resolved_artifacts_dir(settings.data_dir),
+        settings=reranking,
+        echo=lambda msg: print(msg, flush=True),
+    )
+
+
+def cmd_prepare_models(args: argparse.Namespace) -> int:
+    settings = LoragSettings(**({"data_dir": args.data_dir} if args.data_dir is not None else {}))
+    prepare_models(settings)
+    return 0
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     overrides = {}
@@ -262,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", type=Path, default=None)
     s.add_argument("--apps", nargs="*", choices=APPLICATIONS, help="subset of applications")
     s.set_defaults(func=cmd_serve)
+
+    pm = sub.add_parser("prepare-models", help="build the locally built default models (cached)")
+    pm.add_argument("--data-dir", type=Path, default=None)
+    pm.set_defaults(func=cmd_prepare_models)
 
     h = sub.add_parser("health", help="grpc.health.v1 status of every application")
     h.set_defaults(func=cmd_health)

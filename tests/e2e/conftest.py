@@ -75,6 +75,12 @@ def platform(tmp_path_factory):
     )
     env.pop("LORAG_BOOTSTRAP_API_KEY")
     env.pop("RAY_ADDRESS", None)
+    # `lorag serve` builds the default reranker on first use (minutes): point it at the quick test
+    # build instead, made (or found in the cache) before the server starts.
+    from tests.support.reranking import QUICK_ENV, quick_reranker
+
+    quick_reranker()
+    env.update(QUICK_ENV)
     cmd = [sys.executable, "-m", "lorag.cli", "serve", "--http-port", str(http_port)]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -1,9 +1,104 @@
-"""lorag.reranking.v1 servicer."""
+"""lorag.reranking.v1 servicer: proto <-> RerankingCore, with dynamic batching of requests.
 
-from lorag.common.rpc import ServicerBase
+As in the embedding service, inference runs in one worker thread per replica; concurrent
+requests are merged by a :class:`~lorag.embedding.batching.MicroBatcher` in the in-process host
+and by ``@serve.batch`` in the Ray Serve deployment (``lorag.reranking.deployment``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from lorag.common.errors import Unimplemented
+from lorag.common.rpc import Call, ServicerBase, rpc
+from lorag.common.tenancy import Role
+from lorag.common.v1 import common_pb2
+from lorag.embedding.batching import MicroBatcher
+from lorag.reranking.core import BI_ENCODER_COSINE, CROSS_ENCODER, RerankingCore, RerankJob, RerankResult
+from lorag.reranking.settings import RerankingSettings
 from lorag.reranking.v1 import reranking_pb2 as pb
+
+_METHODS = {
+    CROSS_ENCODER: pb.SCORING_METHOD_CROSS_ENCODER,
+    BI_ENCODER_COSINE: pb.SCORING_METHOD_BI_ENCODER_COSINE,
+}
+ADAPTERS_PENDING = (
+    "RerankingService.Rerank with an adapter is not available: per-tenant reranking adapters "
+    "(adapter management in the reranking application) are not deployed yet; omit `adapter` to "
+    "use the base model"
+)
 
 
 class RerankingServicer(ServicerBase):
     SERVICES = (pb.DESCRIPTOR.services_by_name["RerankingService"],)
-    PENDING = "cross-encoder reranking is not deployed yet"
+
+    def __init__(self, runtime=None, settings: RerankingSettings | None = None) -> None:
+        super().__init__(runtime)
+        self.settings = settings or RerankingSettings()
+        self.core = RerankingCore(self.settings, data_dir=self.runtime.settings.data_dir)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lorag-rerank")
+        self._batcher = MicroBatcher(
+            self._run_batch, max_batch_size=self.settings.batch_max_size, wait_s=self.settings.batch_wait_s
+        )
+
+    # -- batching --------------------------------------------------------------------------
+    async def _run_batch(self, jobs: list[RerankJob]) -> list:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.core.rerank_many, jobs)
+
+    async def _enqueue(self, job: RerankJob):
+        return await self._batcher.submit(job)
+
+    async def _rerank(self, job: RerankJob) -> RerankResult:
+        if len(job.passages) >= self.settings.inference_batch_size:  # fills forward passes on its own
+            (result,) = await self._run_batch([job])
+        else:
+            result = await self._enqueue(job)
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    # -- RPCs ------------------------------------------------------------------------------
+    @rpc(Role.USER)
+    async def Rerank(self, request: pb.RerankRequest, call: Call) -> pb.RerankResponse:
+        job = self.core.prepare(
+            request.query,
+            [p.text for p in request.passages],
+            ids=[p.id for p in request.passages],
+            top_n=request.top_n,
+            model=request.model or None,
+        )
+        if request.adapter.ref:
+            raise Unimplemented(ADAPTERS_PENDING)
+        result = await self._rerank(job)
+        return pb.RerankResponse(
+            results=[pb.RerankResult(index=h.index, id=h.id, score=h.score) for h in result.hits],
+            model=result.model,
+            adapter_version_id=result.adapter_version_id,
+            usage=common_pb2.Usage(prompt_tokens=result.tokens, total_tokens=result.tokens),
+            scoring_method=_METHODS[result.method],
+        )
+
+    @rpc(Role.USER)
+    async def ListRerankerModels(
+        self, request: pb.ListRerankerModelsRequest, call: Call
+    ) -> pb.ListRerankerModelsResponse:
+        loop = asyncio.get_running_loop()
+        infos = await loop.run_in_executor(self._executor, self.core.list_models)
+        return pb.ListRerankerModelsResponse(
+            models=[
+                pb.RerankerModel(
+                    name=i.name,
+                    max_seq_length=i.max_seq_length,
+                    weights_sha256=i.weights_sha256,
+                    is_default=i.is_default,
+                    scoring_method=_METHODS[i.method],
+                    note=i.note,
+                    metrics=i.metrics,
+                    version=i.version,
+                    quantized=i.quantized,
+                )
+                for i in infos
+            ]
+        )

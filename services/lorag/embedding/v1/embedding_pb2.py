@@ -25,27 +25,27 @@ _sym_db = _symbol_database.Default()
 from lorag.common.v1 import common_pb2 as lorag_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"lorag/embedding/v1/embedding.proto\x12\x12lorag.embedding.v1\x1a\x1clorag/common/v1/common.proto\"u\n\x0e\x45mbeddingModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\x05\x12\x16\n\x0emax_seq_length\x18\x03 \x01(\x05\x12\x16\n\x0eweights_sha256\x18\x04 \x01(\t\x12\x12\n\nis_default\x18\x05 \x01(\x08\"C\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x13\n\x0btoken_count\x18\x02 \x01(\x05\x12\x11\n\ttruncated\x18\x03 \x01(\x08\"\x85\x01\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x31\n\ninput_type\x18\x03 \x01(\x0e\x32\x1d.lorag.embedding.v1.InputType\x12\x16\n\tnormalize\x18\x04 \x01(\x08H\x00\x88\x01\x01\x42\x0c\n\n_normalize\"\x8b\x01\n\rEmbedResponse\x12\x31\n\nembeddings\x18\x01 \x03(\x0b\x32\x1d.lorag.embedding.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\x05\x12%\n\x05usage\x18\x04 \x01(\x0b\x32\x16.lorag.common.v1.Usage\"\x13\n\x11ListModelsRequest\"H\n\x12ListModelsResponse\x12\x32\n\x06models\x18\x01 \x03(\x0b\x32\".lorag.embedding.v1.EmbeddingModel*U\n\tInputType\x12\x1a\n\x16INPUT_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10INPUT_TYPE_QUERY\x10\x01\x12\x16\n\x12INPUT_TYPE_PASSAGE\x10\x02\x32\xbd\x01\n\x10\x45mbeddingService\x12L\n\x05\x45mbed\x12 .lorag.embedding.v1.EmbedRequest\x1a!.lorag.embedding.v1.EmbedResponse\x12[\n\nListModels\x12%.lorag.embedding.v1.ListModelsRequest\x1a&.lorag.embedding.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"lorag/embedding/v1/embedding.proto\x12\x12lorag.embedding.v1\x1a\x1clorag/common/v1/common.proto\"\xb6\x01\n\x0e\x45mbeddingModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\x05\x12\x16\n\x0emax_seq_length\x18\x03 \x01(\x05\x12\x16\n\x0eweights_sha256\x18\x04 \x01(\t\x12\x12\n\nis_default\x18\x05 \x01(\x08\x12\x11\n\tquantized\x18\x06 \x01(\x08\x12\x14\n\x0cquery_prefix\x18\x07 \x01(\t\x12\x16\n\x0epassage_prefix\x18\x08 \x01(\t\"C\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x13\n\x0btoken_count\x18\x02 \x01(\x05\x12\x11\n\ttruncated\x18\x03 \x01(\x08\"\xa9\x01\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x31\n\ninput_type\x18\x03 \x01(\x0e\x32\x1d.lorag.embedding.v1.InputType\x12\x16\n\tnormalize\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\x15\n\x08truncate\x18\x05 \x01(\x08H\x01\x88\x01\x01\x42\x0c\n\n_normalizeB\x0b\n\t_truncate\"\x8b\x01\n\rEmbedResponse\x12\x31\n\nembeddings\x18\x01 \x03(\x0b\x32\x1d.lorag.embedding.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\x05\x12%\n\x05usage\x18\x04 \x01(\x0b\x32\x16.lorag.common.v1.Usage\"\x13\n\x11ListModelsRequest\"H\n\x12ListModelsResponse\x12\x32\n\x06models\x18\x01 \x03(\x0b\x32\".lorag.embedding.v1.EmbeddingModel*U\n\tInputType\x12\x1a\n\x16INPUT_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10INPUT_TYPE_QUERY\x10\x01\x12\x16\n\x12INPUT_TYPE_PASSAGE\x10\x02\x32\xbd\x01\n\x10\x45mbeddingService\x12L\n\x05\x45mbed\x12 .lorag.embedding.v1.EmbedRequest\x1a!.lorag.embedding.v1.EmbedResponse\x12[\n\nListModels\x12%.lorag.embedding.v1.ListModelsRequest\x1a&.lorag.embedding.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lorag.embedding.v1.embedding_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INPUTTYPE']._serialized_start=649
-  _globals['_INPUTTYPE']._serialized_end=734
-  _globals['_EMBEDDINGMODEL']._serialized_start=88
-  _globals['_EMBEDDINGMODEL']._serialized_end=205
-  _globals['_EMBEDDING']._serialized_start=207
-  _globals['_EMBEDDING']._serialized_end=274
-  _globals['_EMBEDREQUEST']._serialized_start=277
-  _globals['_EMBEDREQUEST']._serialized_end=410
-  _globals['_EMBEDRESPONSE']._serialized_start=413
-  _globals['_EMBEDRESPONSE']._serialized_end=552
-  _globals['_LISTMODELSREQUEST']._serialized_start=554
-  _globals['_LISTMODELSREQUEST']._serialized_end=573
-  _globals['_LISTMODELSRESPONSE']._serialized_start=575
-  _globals['_LISTMODELSRESPONSE']._serialized_end=647
-  _globals['_EMBEDDINGSERVICE']._serialized_start=737
-  _globals['_EMBEDDINGSERVICE']._serialized_end=926
+  _globals['_INPUTTYPE']._serialized_start=751
+  _globals['_INPUTTYPE']._serialized_end=836
+  _globals['_EMBEDDINGMODEL']._serialized_start=89
+  _globals['_EMBEDDINGMODEL']._serialized_end=271
+  _globals['_EMBEDDING']._serialized_start=273
+  _globals['_EMBEDDING']._serialized_end=340
+  _globals['_EMBEDREQUEST']._serialized_start=343
+  _globals['_EMBEDREQUEST']._serialized_end=512
+  _globals['_EMBEDRESPONSE']._serialized_start=515
+  _globals['_EMBEDRESPONSE']._serialized_end=654
+  _globals['_LISTMODELSREQUEST']._serialized_start=656
+  _globals['_LISTMODELSREQUEST']._serialized_end=675
+  _globals['_LISTMODELSRESPONSE']._serialized_start=677
+  _globals['_LISTMODELSRESPONSE']._serialized_end=749
+  _globals['_EMBEDDINGSERVICE']._serialized_start=839
+  _globals['_EMBEDDINGSERVICE']._serialized_end=1028
 # @@protoc_insertion_point(module_scope)

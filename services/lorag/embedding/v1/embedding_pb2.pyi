@@ -18,18 +18,24 @@ INPUT_TYPE_QUERY: InputType
 INPUT_TYPE_PASSAGE: InputType
 
 class EmbeddingModel(_message.Message):
-    __slots__ = ("name", "dimension", "max_seq_length", "weights_sha256", "is_default")
+    __slots__ = ("name", "dimension", "max_seq_length", "weights_sha256", "is_default", "quantized", "query_prefix", "passage_prefix")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
     MAX_SEQ_LENGTH_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_SHA256_FIELD_NUMBER: _ClassVar[int]
     IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZED_FIELD_NUMBER: _ClassVar[int]
+    QUERY_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    PASSAGE_PREFIX_FIELD_NUMBER: _ClassVar[int]
     name: str
     dimension: int
     max_seq_length: int
     weights_sha256: str
     is_default: bool
-    def __init__(self, name: _Optional[str] = ..., dimension: _Optional[int] = ..., max_seq_length: _Optional[int] = ..., weights_sha256: _Optional[str] = ..., is_default: _Optional[bool] = ...) -> None: ...
+    quantized: bool
+    query_prefix: str
+    passage_prefix: str
+    def __init__(self, name: _Optional[str] = ..., dimension: _Optional[int] = ..., max_seq_length: _Optional[int] = ..., weights_sha256: _Optional[str] = ..., is_default: _Optional[bool] = ..., quantized: _Optional[bool] = ..., query_prefix: _Optional[str] = ..., passage_prefix: _Optional[str] = ...) -> None: ...
 
 class Embedding(_message.Message):
     __slots__ = ("values", "token_count", "truncated")
@@ -42,16 +48,18 @@ class Embedding(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ..., token_count: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("texts", "model", "input_type", "normalize")
+    __slots__ = ("texts", "model", "input_type", "normalize", "truncate")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     INPUT_TYPE_FIELD_NUMBER: _ClassVar[int]
     NORMALIZE_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATE_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     model: str
     input_type: InputType
     normalize: bool
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ..., input_type: _Optional[_Union[InputType, str]] = ..., normalize: _Optional[bool] = ...) -> None: ...
+    truncate: bool
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ..., input_type: _Optional[_Union[InputType, str]] = ..., normalize: _Optional[bool] = ..., truncate: _Optional[bool] = ...) -> None: ...
 
 class EmbedResponse(_message.Message):
     __slots__ = ("embeddings", "model", "dimension", "usage")

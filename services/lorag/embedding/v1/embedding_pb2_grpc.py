@@ -58,9 +58,11 @@ class EmbeddingServiceServicer:
     """
 
     def Embed(self, request, context):
-        """Encodes 1-256 texts into dense vectors, one per text and in the same order.
-        Errors: INVALID_ARGUMENT for an empty or oversized batch, an empty text or an unspecified
-        input type; NOT_FOUND for an unknown model; RESOURCE_EXHAUSTED when the tenant is over quota.
+        """Encodes 1-256 texts into dense vectors, one per text and in the same order. Concurrent
+        requests are merged into dynamic batches on the server; results do not depend on it.
+        Errors: INVALID_ARGUMENT for an empty or oversized batch, an empty or oversized text, a text
+        longer than the model's token limit when `truncate` is false, or an unspecified input type
+        (the message names the field, e.g. `texts[3]`); NOT_FOUND for an unknown model.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -25,27 +25,33 @@ _sym_db = _symbol_database.Default()
 from lorag.common.v1 import common_pb2 as lorag_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"lorag/reranking/v1/reranking.proto\x12\x12lorag.reranking.v1\x1a\x1clorag/common/v1/common.proto\"#\n\x07Passage\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"8\n\x0cRerankResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\"a\n\rRerankerModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0emax_seq_length\x18\x02 \x01(\x05\x12\x16\n\x0eweights_sha256\x18\x03 \x01(\t\x12\x12\n\nis_default\x18\x04 \x01(\x08\"\x99\x01\n\rRerankRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12-\n\x08passages\x18\x02 \x03(\x0b\x32\x1b.lorag.reranking.v1.Passage\x12\r\n\x05top_n\x18\x03 \x01(\x05\x12\r\n\x05model\x18\x04 \x01(\t\x12,\n\x07\x61\x64\x61pter\x18\x05 \x01(\x0b\x32\x1b.lorag.common.v1.AdapterRef\"\x95\x01\n\x0eRerankResponse\x12\x31\n\x07results\x18\x01 \x03(\x0b\x32 .lorag.reranking.v1.RerankResult\x12\r\n\x05model\x18\x02 \x01(\t\x12\x1a\n\x12\x61\x64\x61pter_version_id\x18\x03 \x01(\t\x12%\n\x05usage\x18\x04 \x01(\x0b\x32\x16.lorag.common.v1.Usage\"\x1b\n\x19ListRerankerModelsRequest\"O\n\x1aListRerankerModelsResponse\x12\x31\n\x06models\x18\x01 \x03(\x0b\x32!.lorag.reranking.v1.RerankerModel2\xd8\x01\n\x10RerankingService\x12O\n\x06Rerank\x12!.lorag.reranking.v1.RerankRequest\x1a\".lorag.reranking.v1.RerankResponse\x12s\n\x12ListRerankerModels\x12-.lorag.reranking.v1.ListRerankerModelsRequest\x1a..lorag.reranking.v1.ListRerankerModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"lorag/reranking/v1/reranking.proto\x12\x12lorag.reranking.v1\x1a\x1clorag/common/v1/common.proto\"#\n\x07Passage\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"8\n\x0cRerankResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\"\xbf\x02\n\rRerankerModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0emax_seq_length\x18\x02 \x01(\x05\x12\x16\n\x0eweights_sha256\x18\x03 \x01(\t\x12\x12\n\nis_default\x18\x04 \x01(\x08\x12\x39\n\x0escoring_method\x18\x05 \x01(\x0e\x32!.lorag.reranking.v1.ScoringMethod\x12\x0c\n\x04note\x18\x06 \x01(\t\x12?\n\x07metrics\x18\x07 \x03(\x0b\x32..lorag.reranking.v1.RerankerModel.MetricsEntry\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x11\n\tquantized\x18\t \x01(\x08\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x99\x01\n\rRerankRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12-\n\x08passages\x18\x02 \x03(\x0b\x32\x1b.lorag.reranking.v1.Passage\x12\r\n\x05top_n\x18\x03 \x01(\x05\x12\r\n\x05model\x18\x04 \x01(\t\x12,\n\x07\x61\x64\x61pter\x18\x05 \x01(\x0b\x32\x1b.lorag.common.v1.AdapterRef\"\xd0\x01\n\x0eRerankResponse\x12\x31\n\x07results\x18\x01 \x03(\x0b\x32 .lorag.reranking.v1.RerankResult\x12\r\n\x05model\x18\x02 \x01(\t\x12\x1a\n\x12\x61\x64\x61pter_version_id\x18\x03 \x01(\t\x12%\n\x05usage\x18\x04 \x01(\x0b\x32\x16.lorag.common.v1.Usage\x12\x39\n\x0escoring_method\x18\x05 \x01(\x0e\x32!.lorag.reranking.v1.ScoringMethod\"\x1b\n\x19ListRerankerModelsRequest\"O\n\x1aListRerankerModelsResponse\x12\x31\n\x06models\x18\x01 \x03(\x0b\x32!.lorag.reranking.v1.RerankerModel*w\n\rScoringMethod\x12\x1e\n\x1aSCORING_METHOD_UNSPECIFIED\x10\x00\x12 \n\x1cSCORING_METHOD_CROSS_ENCODER\x10\x01\x12$\n SCORING_METHOD_BI_ENCODER_COSINE\x10\x02\x32\xd8\x01\n\x10RerankingService\x12O\n\x06Rerank\x12!.lorag.reranking.v1.RerankRequest\x1a\".lorag.reranking.v1.RerankResponse\x12s\n\x12ListRerankerModels\x12-.lorag.reranking.v1.ListRerankerModelsRequest\x1a..lorag.reranking.v1.ListRerankerModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lorag.reranking.v1.reranking_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_RERANKERMODEL_METRICSENTRY']._loaded_options = None
+  _globals['_RERANKERMODEL_METRICSENTRY']._serialized_options = b'8\001'
+  _globals['_SCORINGMETHOD']._serialized_start=982
+  _globals['_SCORINGMETHOD']._serialized_end=1101
   _globals['_PASSAGE']._serialized_start=88
   _globals['_PASSAGE']._serialized_end=123
   _globals['_RERANKRESULT']._serialized_start=125
   _globals['_RERANKRESULT']._serialized_end=181
-  _globals['_RERANKERMODEL']._serialized_start=183
-  _globals['_RERANKERMODEL']._serialized_end=280
-  _globals['_RERANKREQUEST']._serialized_start=283
-  _globals['_RERANKREQUEST']._serialized_end=436
-  _globals['_RERANKRESPONSE']._serialized_start=439
-  _globals['_RERANKRESPONSE']._serialized_end=588
-  _globals['_LISTRERANKERMODELSREQUEST']._serialized_start=590
-  _globals['_LISTRERANKERMODELSREQUEST']._serialized_end=617
-  _globals['_LISTRERANKERMODELSRESPONSE']._serialized_start=619
-  _globals['_LISTRERANKERMODELSRESPONSE']._serialized_end=698
-  _globals['_RERANKINGSERVICE']._serialized_start=701
-  _globals['_RERANKINGSERVICE']._serialized_end=917
+  _globals['_RERANKERMODEL']._serialized_start=184
+  _globals['_RERANKERMODEL']._serialized_end=503
+  _globals['_RERANKERMODEL_METRICSENTRY']._serialized_start=457
+  _globals['_RERANKERMODEL_METRICSENTRY']._serialized_end=503
+  _globals['_RERANKREQUEST']._serialized_start=506
+  _globals['_RERANKREQUEST']._serialized_end=659
+  _globals['_RERANKRESPONSE']._serialized_start=662
+  _globals['_RERANKRESPONSE']._serialized_end=870
+  _globals['_LISTRERANKERMODELSREQUEST']._serialized_start=872
+  _globals['_LISTRERANKERMODELSREQUEST']._serialized_end=899
+  _globals['_LISTRERANKERMODELSRESPONSE']._serialized_start=901
+  _globals['_LISTRERANKERMODELSRESPONSE']._serialized_end=980
+  _globals['_RERANKINGSERVICE']._serialized_start=1104
+  _globals['_RERANKINGSERVICE']._serialized_end=1320
 # @@protoc_insertion_point(module_scope)

@@ -55,9 +55,12 @@ class RerankingServiceServicer:
 
     def Rerank(self, request, context):
         """Scores each passage against the query and returns them sorted by score, best first.
-        Errors: INVALID_ARGUMENT for an empty query, no or too many passages, or an oversized text;
-        NOT_FOUND for an unknown model or an unknown or foreign adapter; FAILED_PRECONDITION when the
-        adapter is not a reranking adapter or was trained for another base model.
+        Concurrent requests share forward passes on the server; results do not depend on it.
+        Errors: INVALID_ARGUMENT for an empty query, no or too many passages, an empty or oversized
+        text or a negative `top_n` (the message names the field, e.g. `passages[2].text`); NOT_FOUND
+        for an unknown model or an unknown or foreign adapter; FAILED_PRECONDITION when the adapter is
+        not a reranking adapter or was trained for another base model; UNIMPLEMENTED for any adapter
+        while per-tenant reranking adapters are not deployed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -27,55 +27,63 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from lorag.common.v1 import common_pb2 as lorag_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"lorag/retrieval/v1/retrieval.proto\x12\x12lorag.retrieval.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1clorag/common/v1/common.proto\"&\n\x08\x43harSpan\x12\r\n\x05start\x18\x01 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x05\"\x90\x01\n\x05\x43hunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x02 \x01(\x05\x12\r\n\x05\x64\x65nse\x18\x03 \x03(\x02\x12*\n\x04span\x18\x04 \x01(\x0b\x32\x1c.lorag.retrieval.v1.CharSpan\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xcb\x01\n\x08\x44ocument\x12\x0e\n\x06\x64oc_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12)\n\x08metadata\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0b\x63hunk_count\x18\x04 \x01(\x05\x12\x16\n\x0e\x63ontent_sha256\x18\x05 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x06 \x01(\t\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb8\x01\n\tSearchHit\x12(\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x19.lorag.common.v1.ChunkRef\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05title\x18\x05 \x01(\t\x12*\n\x04span\x18\x06 \x01(\x0b\x32\x1c.lorag.retrieval.v1.CharSpan\"\x96\x01\n\x0f\x43ollectionStats\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\x05\x12\x16\n\x0eschema_version\x18\x04 \x01(\x05\x12\x16\n\x0e\x64ocument_count\x18\x05 \x01(\x03\x12\x13\n\x0b\x63hunk_count\x18\x06 \x01(\x03\"\xbb\x01\n\x13UpsertChunksRequest\x12\x0e\n\x06\x64oc_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12)\n\x08metadata\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x06\x63hunks\x18\x04 \x03(\x0b\x32\x19.lorag.retrieval.v1.Chunk\x12\x17\n\x0f\x65mbedding_model\x18\x05 \x01(\t\x12\x16\n\x0e\x63ontent_sha256\x18\x06 \x01(\t\"l\n\x14UpsertChunksResponse\x12\x0e\n\x06\x64oc_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x02 \x01(\x05\x12\x1c\n\x14replaced_chunk_count\x18\x03 \x01(\x05\x12\x11\n\tchunk_ids\x18\x04 \x03(\t\"@\n\x15\x44\x65leteDocumentRequest\x12\x0e\n\x06\x64oc_id\x18\x01 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\"5\n\x16\x44\x65leteDocumentResponse\x12\x1b\n\x13\x64\x65leted_chunk_count\x18\x01 \x01(\x03\"=\n\x12GetDocumentRequest\x12\x0e\n\x06\x64oc_id\x18\x01 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\"E\n\x13GetDocumentResponse\x12.\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x1c.lorag.retrieval.v1.Document\"\x84\x01\n\x14ListDocumentsRequest\x12*\n\x04page\x18\x01 \x01(\x0b\x32\x1c.lorag.common.v1.PageRequest\x12\'\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x17.lorag.common.v1.Filter\x12\x17\n\x0f\x65mbedding_model\x18\x03 \x01(\t\"u\n\x15ListDocumentsResponse\x12/\n\tdocuments\x18\x01 \x03(\x0b\x32\x1c.lorag.retrieval.v1.Document\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.lorag.common.v1.PageResponse\"\xa5\x02\n\rSearchRequest\x12\x12\n\nquery_text\x18\x01 \x01(\t\x12\x14\n\x0cquery_vector\x18\x02 \x03(\x02\x12,\n\x04mode\x18\x03 \x01(\x0e\x32\x1e.lorag.retrieval.v1.SearchMode\x12\x30\n\x06\x66usion\x18\x04 \x01(\x0e\x32 .lorag.retrieval.v1.FusionMethod\x12\r\n\x05rrf_k\x18\x05 \x01(\x05\x12\x19\n\x0c\x64\x65nse_weight\x18\x06 \x01(\x02H\x00\x88\x01\x01\x12\r\n\x05top_k\x18\x07 \x01(\x05\x12\'\n\x06\x66ilter\x18\x08 \x01(\x0b\x32\x17.lorag.common.v1.Filter\x12\x17\n\x0f\x65mbedding_model\x18\t \x01(\tB\x0f\n\r_dense_weight\"|\n\x0eSearchResponse\x12+\n\x04hits\x18\x01 \x03(\x0b\x32\x1d.lorag.retrieval.v1.SearchHit\x12,\n\x04mode\x18\x02 \x01(\x0e\x32\x1e.lorag.retrieval.v1.SearchMode\x12\x0f\n\x07took_ms\x18\x03 \x01(\x01\"V\n\x12\x43ountChunksRequest\x12\'\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x17.lorag.common.v1.Filter\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\"$\n\x13\x43ountChunksResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\"/\n\x14GetIndexStatsRequest\x12\x17\n\x0f\x65mbedding_model\x18\x01 \x01(\t\"Q\n\x15GetIndexStatsResponse\x12\x38\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32#.lorag.retrieval.v1.CollectionStats*p\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x16\n\x12SEARCH_MODE_SPARSE\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03*`\n\x0c\x46usionMethod\x12\x1d\n\x19\x46USION_METHOD_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46USION_METHOD_RRF\x10\x01\x12\x1a\n\x16\x46USION_METHOD_WEIGHTED\x10\x02\x32\xbb\x05\n\x10RetrievalService\x12\x61\n\x0cUpsertChunks\x12\'.lorag.retrieval.v1.UpsertChunksRequest\x1a(.lorag.retrieval.v1.UpsertChunksResponse\x12g\n\x0e\x44\x65leteDocument\x12).lorag.retrieval.v1.DeleteDocumentRequest\x1a*.lorag.retrieval.v1.DeleteDocumentResponse\x12^\n\x0bGetDocument\x12&.lorag.retrieval.v1.GetDocumentRequest\x1a\'.lorag.retrieval.v1.GetDocumentResponse\x12\x64\n\rListDocuments\x12(.lorag.retrieval.v1.ListDocumentsRequest\x1a).lorag.retrieval.v1.ListDocumentsResponse\x12O\n\x06Search\x12!.lorag.retrieval.v1.SearchRequest\x1a\".lorag.retrieval.v1.SearchResponse\x12^\n\x0b\x43ountChunks\x12&.lorag.retrieval.v1.CountChunksRequest\x1a\'.lorag.retrieval.v1.CountChunksResponse\x12\x64\n\rGetIndexStats\x12(.lorag.retrieval.v1.GetIndexStatsRequest\x1a).lorag.retrieval.v1.GetIndexStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"lorag/retrieval/v1/retrieval.proto\x12\x12lorag.retrieval.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1clorag/common/v1/common.proto\"&\n\x08\x43harSpan\x12\r\n\x05start\x18\x01 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x05\"{\n\x05\x43hunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05\x64\x65nse\x18\x02 \x03(\x02\x12*\n\x04span\x18\x03 \x01(\x0b\x32\x1c.lorag.retrieval.v1.CharSpan\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"6\n\tChunkList\x12)\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x19.lorag.retrieval.v1.Chunk\"\xe0\x01\n\rDocumentInput\x12\x0e\n\x06\x64oc_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12)\n\x08metadata\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x16\n\x0e\x63ontent_sha256\x18\x04 \x01(\t\x12/\n\x06\x63hunks\x18\x05 \x01(\x0b\x32\x1d.lorag.retrieval.v1.ChunkListH\x00\x12\x0e\n\x04text\x18\x06 \x01(\tH\x00\x12\x0e\n\x04\x64\x61ta\x18\x07 \x01(\x0cH\x00\x12\x11\n\tmime_type\x18\x08 \x01(\tB\t\n\x07\x63ontent\"W\n\x0f\x43hunkingOptions\x12\x14\n\x0c\x63hunk_tokens\x18\x01 \x01(\x05\x12\x1b\n\x0eoverlap_tokens\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\x11\n\x0f_overlap_tokens\"\xa9\x01\n\x0e\x44ocumentResult\x12\x0e\n\x06\x64oc_id\x18\x01 \x01(\t\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".lorag.retrieval.v1.DocumentStatus\x12\x13\n\x0b\x63hunk_count\x18\x03 \x01(\x05\x12\x1c\n\x14replaced_chunk_count\x18\x04 \x01(\x05\x12\x11\n\tchunk_ids\x18\x05 \x03(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"s\n\x0eUpsertProgress\x12\x17\n\x0f\x64ocuments_total\x18\x01 \x01(\x05\x12\x16\n\x0e\x64ocuments_done\x18\x02 \x01(\x05\x12\x18\n\x10\x64ocuments_failed\x18\x03 \x01(\x05\x12\x16\n\x0e\x63hunks_written\x18\x04 \x01(\x03\"\x95\x01\n\rUpsertRequest\x12\x34\n\tdocuments\x18\x01 \x03(\x0b\x32!.lorag.retrieval.v1.DocumentInput\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\x12\x35\n\x08\x63hunking\x18\x03 \x01(\x0b\x32#.lorag.retrieval.v1.ChunkingOptions\"z\n\x0eUpsertResponse\x12\x32\n\x06result\x18\x01 \x01(\x0b\x32\".lorag.retrieval.v1.DocumentResult\x12\x34\n\x08progress\x18\x02 \x01(\x0b\x32\".lorag.retrieval.v1.UpsertProgress\"\xfc\x01\n\x08\x44ocument\x12\x0e\n\x06\x64oc_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12)\n\x08metadata\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0b\x63hunk_count\x18\x04 \x01(\x05\x12\x16\n\x0e\x63ontent_sha256\x18\x05 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb8\x01\n\tSearchHit\x12(\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x19.lorag.common.v1.ChunkRef\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05title\x18\x05 \x01(\t\x12*\n\x04span\x18\x06 \x01(\x0b\x32\x1c.lorag.retrieval.v1.CharSpan\"\x96\x01\n\x0f\x43ollectionStats\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\x05\x12\x16\n\x0eschema_version\x18\x04 \x01(\x05\x12\x16\n\x0e\x64ocument_count\x18\x05 \x01(\x03\x12\x13\n\x0b\x63hunk_count\x18\x06 \x01(\x03\"B\n\x16\x44\x65leteDocumentsRequest\x12\x0f\n\x07\x64oc_ids\x18\x01 \x03(\t\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\"V\n\x17\x44\x65leteDocumentsResponse\x12\x1e\n\x16\x64\x65leted_document_count\x18\x01 \x01(\x05\x12\x1b\n\x13\x64\x65leted_chunk_count\x18\x02 \x01(\x03\"\xe2\x02\n\rSearchRequest\x12\x12\n\nquery_text\x18\x01 \x01(\t\x12\x14\n\x0cquery_vector\x18\x02 \x03(\x02\x12,\n\x04mode\x18\x03 \x01(\x0e\x32\x1e.lorag.retrieval.v1.SearchMode\x12\x30\n\x06\x66usion\x18\x04 \x01(\x0e\x32 .lorag.retrieval.v1.FusionMethod\x12\r\n\x05rrf_k\x18\x05 \x01(\x05\x12\x19\n\x0c\x64\x65nse_weight\x18\x06 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_k\x18\x07 \x01(\x05H\x01\x88\x01\x01\x12\'\n\x06\x66ilter\x18\x08 \x01(\x0b\x32\x17.lorag.common.v1.Filter\x12\x17\n\x0f\x65mbedding_model\x18\t \x01(\t\x12\x1a\n\rsparse_weight\x18\n \x01(\x02H\x02\x88\x01\x01\x42\x0f\n\r_dense_weightB\x08\n\x06_top_kB\x10\n\x0e_sparse_weight\"\x95\x01\n\x0eSearchResponse\x12+\n\x04hits\x18\x01 \x03(\x0b\x32\x1d.lorag.retrieval.v1.SearchHit\x12,\n\x04mode\x18\x02 \x01(\x0e\x32\x1e.lorag.retrieval.v1.SearchMode\x12\x0f\n\x07took_ms\x18\x03 \x01(\x01\x12\x17\n\x0f\x65mbedding_model\x18\x04 \x01(\t\"=\n\x12GetDocumentRequest\x12\x0e\n\x06\x64oc_id\x18\x01 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\"E\n\x13GetDocumentResponse\x12.\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x1c.lorag.retrieval.v1.Document\"\x84\x01\n\x14ListDocumentsRequest\x12*\n\x04page\x18\x01 \x01(\x0b\x32\x1c.lorag.common.v1.PageRequest\x12\'\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x17.lorag.common.v1.Filter\x12\x17\n\x0f\x65mbedding_model\x18\x03 \x01(\t\"u\n\x15ListDocumentsResponse\x12/\n\tdocuments\x18\x01 \x03(\x0b\x32\x1c.lorag.retrieval.v1.Document\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.lorag.common.v1.PageResponse\"\'\n\x0cStatsRequest\x12\x17\n\x0f\x65mbedding_model\x18\x01 \x01(\t\"v\n\rStatsResponse\x12\x38\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32#.lorag.retrieval.v1.CollectionStats\x12\x16\n\x0e\x64ocument_count\x18\x02 \x01(\x03\x12\x13\n\x0b\x63hunk_count\x18\x03 \x01(\x03*p\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x16\n\x12SEARCH_MODE_SPARSE\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03*`\n\x0c\x46usionMethod\x12\x1d\n\x19\x46USION_METHOD_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46USION_METHOD_RRF\x10\x01\x12\x1a\n\x16\x46USION_METHOD_WEIGHTED\x10\x02*j\n\x0e\x44ocumentStatus\x12\x1f\n\x1b\x44OCUMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44OCUMENT_STATUS_INDEXED\x10\x01\x12\x1a\n\x16\x44OCUMENT_STATUS_FAILED\x10\x02\x32\xb6\x04\n\x10RetrievalService\x12Q\n\x06Upsert\x12!.lorag.retrieval.v1.UpsertRequest\x1a\".lorag.retrieval.v1.UpsertResponse0\x01\x12j\n\x0f\x44\x65leteDocuments\x12*.lorag.retrieval.v1.DeleteDocumentsRequest\x1a+.lorag.retrieval.v1.DeleteDocumentsResponse\x12O\n\x06Search\x12!.lorag.retrieval.v1.SearchRequest\x1a\".lorag.retrieval.v1.SearchResponse\x12^\n\x0bGetDocument\x12&.lorag.retrieval.v1.GetDocumentRequest\x1a\'.lorag.retrieval.v1.GetDocumentResponse\x12\x64\n\rListDocuments\x12(.lorag.retrieval.v1.ListDocumentsRequest\x1a).lorag.retrieval.v1.ListDocumentsResponse\x12L\n\x05Stats\x12 .lorag.retrieval.v1.StatsRequest\x1a!.lorag.retrieval.v1.StatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lorag.retrieval.v1.retrieval_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SEARCHMODE']._serialized_start=2373
-  _globals['_SEARCHMODE']._serialized_end=2485
-  _globals['_FUSIONMETHOD']._serialized_start=2487
-  _globals['_FUSIONMETHOD']._serialized_end=2583
+  _globals['_SEARCHMODE']._serialized_start=3062
+  _globals['_SEARCHMODE']._serialized_end=3174
+  _globals['_FUSIONMETHOD']._serialized_start=3176
+  _globals['_FUSIONMETHOD']._serialized_end=3272
+  _globals['_DOCUMENTSTATUS']._serialized_start=3274
+  _globals['_DOCUMENTSTATUS']._serialized_end=3380
   _globals['_CHARSPAN']._serialized_start=151
   _globals['_CHARSPAN']._serialized_end=189
-  _globals['_CHUNK']._serialized_start=192
-  _globals['_CHUNK']._serialized_end=336
-  _globals['_DOCUMENT']._serialized_start=339
-  _globals['_DOCUMENT']._serialized_end=542
-  _globals['_SEARCHHIT']._serialized_start=545
-  _globals['_SEARCHHIT']._serialized_end=729
-  _globals['_COLLECTIONSTATS']._serialized_start=732
-  _globals['_COLLECTIONSTATS']._serialized_end=882
-  _globals['_UPSERTCHUNKSREQUEST']._serialized_start=885
-  _globals['_UPSERTCHUNKSREQUEST']._serialized_end=1072
-  _globals['_UPSERTCHUNKSRESPONSE']._serialized_start=1074
-  _globals['_UPSERTCHUNKSRESPONSE']._serialized_end=1182
-  _globals['_DELETEDOCUMENTREQUEST']._serialized_start=1184
-  _globals['_DELETEDOCUMENTREQUEST']._serialized_end=1248
-  _globals['_DELETEDOCUMENTRESPONSE']._serialized_start=1250
-  _globals['_DELETEDOCUMENTRESPONSE']._serialized_end=1303
-  _globals['_GETDOCUMENTREQUEST']._serialized_start=1305
-  _globals['_GETDOCUMENTREQUEST']._serialized_end=1366
-  _globals['_GETDOCUMENTRESPONSE']._serialized_start=1368
-  _globals['_GETDOCUMENTRESPONSE']._serialized_end=1437
-  _globals['_LISTDOCUMENTSREQUEST']._serialized_start=1440
-  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=1572
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=1574
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=1691
-  _globals['_SEARCHREQUEST']._serialized_start=1694
-  _globals['_SEARCHREQUEST']._serialized_end=1987
-  _globals['_SEARCHRESPONSE']._serialized_start=1989
-  _globals['_SEARCHRESPONSE']._serialized_end=2113
-  _globals['_COUNTCHUNKSREQUEST']._serialized_start=2115
-  _globals['_COUNTCHUNKSREQUEST']._serialized_end=2201
-  _globals['_COUNTCHUNKSRESPONSE']._serialized_start=2203
-  _globals['_COUNTCHUNKSRESPONSE']._serialized_end=2239
-  _globals['_GETINDEXSTATSREQUEST']._serialized_start=2241
-  _globals['_GETINDEXSTATSREQUEST']._serialized_end=2288
-  _globals['_GETINDEXSTATSRESPONSE']._serialized_start=2290
-  _globals['_GETINDEXSTATSRESPONSE']._serialized_end=2371
-  _globals['_RETRIEVALSERVICE']._serialized_start=2586
-  _globals['_RETRIEVALSERVICE']._serialized_end=3285
+  _globals['_CHUNK']._serialized_start=191
+  _globals['_CHUNK']._serialized_end=314
+  _globals['_CHUNKLIST']._serialized_start=316
+  _globals['_CHUNKLIST']._serialized_end=370
+  _globals['_DOCUMENTINPUT']._serialized_start=373
+  _globals['_DOCUMENTINPUT']._serialized_end=597
+  _globals['_CHUNKINGOPTIONS']._serialized_start=599
+  _globals['_CHUNKINGOPTIONS']._serialized_end=686
+  _globals['_DOCUMENTRESULT']._serialized_start=689
+  _globals['_DOCUMENTRESULT']._serialized_end=858
+  _globals['_UPSERTPROGRESS']._serialized_start=860
+  _globals['_UPSERTPROGRESS']._serialized_end=975
+  _globals['_UPSERTREQUEST']._serialized_start=978
+  _globals['_UPSERTREQUEST']._serialized_end=1127
+  _globals['_UPSERTRESPONSE']._serialized_start=1129
+  _globals['_UPSERTRESPONSE']._serialized_end=1251
+  _globals['_DOCUMENT']._serialized_start=1254
+  _globals['_DOCUMENT']._serialized_end=1506
+  _globals['_SEARCHHIT']._serialized_start=1509
+  _globals['_SEARCHHIT']._serialized_end=1693
+  _globals['_COLLECTIONSTATS']._serialized_start=1696
+  _globals['_COLLECTIONSTATS']._serialized_end=1846
+  _globals['_DELETEDOCUMENTSREQUEST']._serialized_start=1848
+  _globals['_DELETEDOCUMENTSREQUEST']._serialized_end=1914
+  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_start=1916
+  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_end=2002
+  _globals['_SEARCHREQUEST']._serialized_start=2005
+  _globals['_SEARCHREQUEST']._serialized_end=2359
+  _globals['_SEARCHRESPONSE']._serialized_start=2362
+  _globals['_SEARCHRESPONSE']._serialized_end=2511
+  _globals['_GETDOCUMENTREQUEST']._serialized_start=2513
+  _globals['_GETDOCUMENTREQUEST']._serialized_end=2574
+  _globals['_GETDOCUMENTRESPONSE']._serialized_start=2576
+  _globals['_GETDOCUMENTRESPONSE']._serialized_end=2645
+  _globals['_LISTDOCUMENTSREQUEST']._serialized_start=2648
+  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=2780
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=2782
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=2899
+  _globals['_STATSREQUEST']._serialized_start=2901
+  _globals['_STATSREQUEST']._serialized_end=2940
+  _globals['_STATSRESPONSE']._serialized_start=2942
+  _globals['_STATSRESPONSE']._serialized_end=3060
+  _globals['_RETRIEVALSERVICE']._serialized_start=3383
+  _globals['_RETRIEVALSERVICE']._serialized_end=3949
 # @@protoc_insertion_point(module_scope)

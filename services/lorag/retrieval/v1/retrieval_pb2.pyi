@@ -24,6 +24,12 @@ class FusionMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FUSION_METHOD_UNSPECIFIED: _ClassVar[FusionMethod]
     FUSION_METHOD_RRF: _ClassVar[FusionMethod]
     FUSION_METHOD_WEIGHTED: _ClassVar[FusionMethod]
+
+class DocumentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DOCUMENT_STATUS_UNSPECIFIED: _ClassVar[DocumentStatus]
+    DOCUMENT_STATUS_INDEXED: _ClassVar[DocumentStatus]
+    DOCUMENT_STATUS_FAILED: _ClassVar[DocumentStatus]
 SEARCH_MODE_UNSPECIFIED: SearchMode
 SEARCH_MODE_DENSE: SearchMode
 SEARCH_MODE_SPARSE: SearchMode
@@ -31,6 +37,9 @@ SEARCH_MODE_HYBRID: SearchMode
 FUSION_METHOD_UNSPECIFIED: FusionMethod
 FUSION_METHOD_RRF: FusionMethod
 FUSION_METHOD_WEIGHTED: FusionMethod
+DOCUMENT_STATUS_UNSPECIFIED: DocumentStatus
+DOCUMENT_STATUS_INDEXED: DocumentStatus
+DOCUMENT_STATUS_FAILED: DocumentStatus
 
 class CharSpan(_message.Message):
     __slots__ = ("start", "end")
@@ -41,27 +50,106 @@ class CharSpan(_message.Message):
     def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
 
 class Chunk(_message.Message):
-    __slots__ = ("text", "chunk_index", "dense", "span", "metadata")
+    __slots__ = ("text", "dense", "span", "metadata")
     TEXT_FIELD_NUMBER: _ClassVar[int]
-    CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
     DENSE_FIELD_NUMBER: _ClassVar[int]
     SPAN_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     text: str
-    chunk_index: int
     dense: _containers.RepeatedScalarFieldContainer[float]
     span: CharSpan
     metadata: _struct_pb2.Struct
-    def __init__(self, text: _Optional[str] = ..., chunk_index: _Optional[int] = ..., dense: _Optional[_Iterable[float]] = ..., span: _Optional[_Union[CharSpan, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    def __init__(self, text: _Optional[str] = ..., dense: _Optional[_Iterable[float]] = ..., span: _Optional[_Union[CharSpan, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class ChunkList(_message.Message):
+    __slots__ = ("chunks",)
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    chunks: _containers.RepeatedCompositeFieldContainer[Chunk]
+    def __init__(self, chunks: _Optional[_Iterable[_Union[Chunk, _Mapping]]] = ...) -> None: ...
+
+class DocumentInput(_message.Message):
+    __slots__ = ("doc_id", "title", "metadata", "content_sha256", "chunks", "text", "data", "mime_type")
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    doc_id: str
+    title: str
+    metadata: _struct_pb2.Struct
+    content_sha256: str
+    chunks: ChunkList
+    text: str
+    data: bytes
+    mime_type: str
+    def __init__(self, doc_id: _Optional[str] = ..., title: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., content_sha256: _Optional[str] = ..., chunks: _Optional[_Union[ChunkList, _Mapping]] = ..., text: _Optional[str] = ..., data: _Optional[bytes] = ..., mime_type: _Optional[str] = ...) -> None: ...
+
+class ChunkingOptions(_message.Message):
+    __slots__ = ("chunk_tokens", "overlap_tokens")
+    CHUNK_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    chunk_tokens: int
+    overlap_tokens: int
+    def __init__(self, chunk_tokens: _Optional[int] = ..., overlap_tokens: _Optional[int] = ...) -> None: ...
+
+class DocumentResult(_message.Message):
+    __slots__ = ("doc_id", "status", "chunk_count", "replaced_chunk_count", "chunk_ids", "error")
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_IDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    doc_id: str
+    status: DocumentStatus
+    chunk_count: int
+    replaced_chunk_count: int
+    chunk_ids: _containers.RepeatedScalarFieldContainer[str]
+    error: str
+    def __init__(self, doc_id: _Optional[str] = ..., status: _Optional[_Union[DocumentStatus, str]] = ..., chunk_count: _Optional[int] = ..., replaced_chunk_count: _Optional[int] = ..., chunk_ids: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class UpsertProgress(_message.Message):
+    __slots__ = ("documents_total", "documents_done", "documents_failed", "chunks_written")
+    DOCUMENTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_DONE_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    documents_total: int
+    documents_done: int
+    documents_failed: int
+    chunks_written: int
+    def __init__(self, documents_total: _Optional[int] = ..., documents_done: _Optional[int] = ..., documents_failed: _Optional[int] = ..., chunks_written: _Optional[int] = ...) -> None: ...
+
+class UpsertRequest(_message.Message):
+    __slots__ = ("documents", "embedding_model", "chunking")
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    CHUNKING_FIELD_NUMBER: _ClassVar[int]
+    documents: _containers.RepeatedCompositeFieldContainer[DocumentInput]
+    embedding_model: str
+    chunking: ChunkingOptions
+    def __init__(self, documents: _Optional[_Iterable[_Union[DocumentInput, _Mapping]]] = ..., embedding_model: _Optional[str] = ..., chunking: _Optional[_Union[ChunkingOptions, _Mapping]] = ...) -> None: ...
+
+class UpsertResponse(_message.Message):
+    __slots__ = ("result", "progress")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    result: DocumentResult
+    progress: UpsertProgress
+    def __init__(self, result: _Optional[_Union[DocumentResult, _Mapping]] = ..., progress: _Optional[_Union[UpsertProgress, _Mapping]] = ...) -> None: ...
 
 class Document(_message.Message):
-    __slots__ = ("doc_id", "title", "metadata", "chunk_count", "content_sha256", "embedding_model", "update_time")
+    __slots__ = ("doc_id", "title", "metadata", "chunk_count", "content_sha256", "embedding_model", "create_time", "update_time")
     DOC_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
     CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     doc_id: str
     title: str
@@ -69,8 +157,9 @@ class Document(_message.Message):
     chunk_count: int
     content_sha256: str
     embedding_model: str
+    create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, doc_id: _Optional[str] = ..., title: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., chunk_count: _Optional[int] = ..., content_sha256: _Optional[str] = ..., embedding_model: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, doc_id: _Optional[str] = ..., title: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., chunk_count: _Optional[int] = ..., content_sha256: _Optional[str] = ..., embedding_model: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SearchHit(_message.Message):
     __slots__ = ("chunk", "text", "score", "metadata", "title", "span")
@@ -104,47 +193,57 @@ class CollectionStats(_message.Message):
     chunk_count: int
     def __init__(self, collection: _Optional[str] = ..., embedding_model: _Optional[str] = ..., dimension: _Optional[int] = ..., schema_version: _Optional[int] = ..., document_count: _Optional[int] = ..., chunk_count: _Optional[int] = ...) -> None: ...
 
-class UpsertChunksRequest(_message.Message):
-    __slots__ = ("doc_id", "title", "metadata", "chunks", "embedding_model", "content_sha256")
-    DOC_ID_FIELD_NUMBER: _ClassVar[int]
-    TITLE_FIELD_NUMBER: _ClassVar[int]
-    METADATA_FIELD_NUMBER: _ClassVar[int]
-    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+class DeleteDocumentsRequest(_message.Message):
+    __slots__ = ("doc_ids", "embedding_model")
+    DOC_IDS_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
-    CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
-    doc_id: str
-    title: str
-    metadata: _struct_pb2.Struct
-    chunks: _containers.RepeatedCompositeFieldContainer[Chunk]
+    doc_ids: _containers.RepeatedScalarFieldContainer[str]
     embedding_model: str
-    content_sha256: str
-    def __init__(self, doc_id: _Optional[str] = ..., title: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., chunks: _Optional[_Iterable[_Union[Chunk, _Mapping]]] = ..., embedding_model: _Optional[str] = ..., content_sha256: _Optional[str] = ...) -> None: ...
+    def __init__(self, doc_ids: _Optional[_Iterable[str]] = ..., embedding_model: _Optional[str] = ...) -> None: ...
 
-class UpsertChunksResponse(_message.Message):
-    __slots__ = ("doc_id", "chunk_count", "replaced_chunk_count", "chunk_ids")
-    DOC_ID_FIELD_NUMBER: _ClassVar[int]
-    CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
-    REPLACED_CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
-    CHUNK_IDS_FIELD_NUMBER: _ClassVar[int]
-    doc_id: str
-    chunk_count: int
-    replaced_chunk_count: int
-    chunk_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, doc_id: _Optional[str] = ..., chunk_count: _Optional[int] = ..., replaced_chunk_count: _Optional[int] = ..., chunk_ids: _Optional[_Iterable[str]] = ...) -> None: ...
-
-class DeleteDocumentRequest(_message.Message):
-    __slots__ = ("doc_id", "embedding_model")
-    DOC_ID_FIELD_NUMBER: _ClassVar[int]
-    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
-    doc_id: str
-    embedding_model: str
-    def __init__(self, doc_id: _Optional[str] = ..., embedding_model: _Optional[str] = ...) -> None: ...
-
-class DeleteDocumentResponse(_message.Message):
-    __slots__ = ("deleted_chunk_count",)
+class DeleteDocumentsResponse(_message.Message):
+    __slots__ = ("deleted_document_count", "deleted_chunk_count")
+    DELETED_DOCUMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     DELETED_CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    deleted_document_count: int
     deleted_chunk_count: int
-    def __init__(self, deleted_chunk_count: _Optional[int] = ...) -> None: ...
+    def __init__(self, deleted_document_count: _Optional[int] = ..., deleted_chunk_count: _Optional[int] = ...) -> None: ...
+
+class SearchRequest(_message.Message):
+    __slots__ = ("query_text", "query_vector", "mode", "fusion", "rrf_k", "dense_weight", "top_k", "filter", "embedding_model", "sparse_weight")
+    QUERY_TEXT_FIELD_NUMBER: _ClassVar[int]
+    QUERY_VECTOR_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    FUSION_FIELD_NUMBER: _ClassVar[int]
+    RRF_K_FIELD_NUMBER: _ClassVar[int]
+    DENSE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    SPARSE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    query_text: str
+    query_vector: _containers.RepeatedScalarFieldContainer[float]
+    mode: SearchMode
+    fusion: FusionMethod
+    rrf_k: int
+    dense_weight: float
+    top_k: int
+    filter: _common_pb2.Filter
+    embedding_model: str
+    sparse_weight: float
+    def __init__(self, query_text: _Optional[str] = ..., query_vector: _Optional[_Iterable[float]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., fusion: _Optional[_Union[FusionMethod, str]] = ..., rrf_k: _Optional[int] = ..., dense_weight: _Optional[float] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., embedding_model: _Optional[str] = ..., sparse_weight: _Optional[float] = ...) -> None: ...
+
+class SearchResponse(_message.Message):
+    __slots__ = ("hits", "mode", "took_ms", "embedding_model")
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    TOOK_MS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    hits: _containers.RepeatedCompositeFieldContainer[SearchHit]
+    mode: SearchMode
+    took_ms: float
+    embedding_model: str
+    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., took_ms: _Optional[float] = ..., embedding_model: _Optional[str] = ...) -> None: ...
 
 class GetDocumentRequest(_message.Message):
     __slots__ = ("doc_id", "embedding_model")
@@ -178,60 +277,18 @@ class ListDocumentsResponse(_message.Message):
     page: _common_pb2.PageResponse
     def __init__(self, documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
-class SearchRequest(_message.Message):
-    __slots__ = ("query_text", "query_vector", "mode", "fusion", "rrf_k", "dense_weight", "top_k", "filter", "embedding_model")
-    QUERY_TEXT_FIELD_NUMBER: _ClassVar[int]
-    QUERY_VECTOR_FIELD_NUMBER: _ClassVar[int]
-    MODE_FIELD_NUMBER: _ClassVar[int]
-    FUSION_FIELD_NUMBER: _ClassVar[int]
-    RRF_K_FIELD_NUMBER: _ClassVar[int]
-    DENSE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
-    TOP_K_FIELD_NUMBER: _ClassVar[int]
-    FILTER_FIELD_NUMBER: _ClassVar[int]
-    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
-    query_text: str
-    query_vector: _containers.RepeatedScalarFieldContainer[float]
-    mode: SearchMode
-    fusion: FusionMethod
-    rrf_k: int
-    dense_weight: float
-    top_k: int
-    filter: _common_pb2.Filter
-    embedding_model: str
-    def __init__(self, query_text: _Optional[str] = ..., query_vector: _Optional[_Iterable[float]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., fusion: _Optional[_Union[FusionMethod, str]] = ..., rrf_k: _Optional[int] = ..., dense_weight: _Optional[float] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., embedding_model: _Optional[str] = ...) -> None: ...
-
-class SearchResponse(_message.Message):
-    __slots__ = ("hits", "mode", "took_ms")
-    HITS_FIELD_NUMBER: _ClassVar[int]
-    MODE_FIELD_NUMBER: _ClassVar[int]
-    TOOK_MS_FIELD_NUMBER: _ClassVar[int]
-    hits: _containers.RepeatedCompositeFieldContainer[SearchHit]
-    mode: SearchMode
-    took_ms: float
-    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., took_ms: _Optional[float] = ...) -> None: ...
-
-class CountChunksRequest(_message.Message):
-    __slots__ = ("filter", "embedding_model")
-    FILTER_FIELD_NUMBER: _ClassVar[int]
-    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
-    filter: _common_pb2.Filter
-    embedding_model: str
-    def __init__(self, filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., embedding_model: _Optional[str] = ...) -> None: ...
-
-class CountChunksResponse(_message.Message):
-    __slots__ = ("count",)
-    COUNT_FIELD_NUMBER: _ClassVar[int]
-    count: int
-    def __init__(self, count: _Optional[int] = ...) -> None: ...
-
-class GetIndexStatsRequest(_message.Message):
+class StatsRequest(_message.Message):
     __slots__ = ("embedding_model",)
     EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
     embedding_model: str
     def __init__(self, embedding_model: _Optional[str] = ...) -> None: ...
 
-class GetIndexStatsResponse(_message.Message):
-    __slots__ = ("collections",)
+class StatsResponse(_message.Message):
+    __slots__ = ("collections", "document_count", "chunk_count")
     COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
     collections: _containers.RepeatedCompositeFieldContainer[CollectionStats]
-    def __init__(self, collections: _Optional[_Iterable[_Union[CollectionStats, _Mapping]]] = ...) -> None: ...
+    document_count: int
+    chunk_count: int
+    def __init__(self, collections: _Optional[_Iterable[_Union[CollectionStats, _Mapping]]] = ..., document_count: _Optional[int] = ..., chunk_count: _Optional[int] = ...) -> None: ...

@@ -28,11 +28,12 @@ if _version_not_supported:
 class RetrievalServiceStub:
     """Chunk storage and search over Milvus: dense vectors, BM25 (sparse) and hybrid. Hosted by the
     `retrieval` application. Any valid API key may call it; every call sees and changes only the
-    caller's tenant (the server adds `tenant_id == <tenant>` to every expression).
+    caller's tenant (the server adds `tenant_id == <tenant>` to every expression it sends to Milvus).
 
     There is one collection per embedding model (its name includes the model name and dimension);
     calls that take `embedding_model` act on that model's collection, and an empty value means the
-    default embedding model. This service does not embed text: callers send vectors.
+    default model of the embedding service. Texts sent without vectors are embedded by the
+    embedding service with that model.
     """
 
     def __init__(self, channel):
@@ -41,15 +42,20 @@ class RetrievalServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.UpsertChunks = channel.unary_unary(
-                '/lorag.retrieval.v1.RetrievalService/UpsertChunks',
-                request_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertChunksRequest.SerializeToString,
-                response_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertChunksResponse.FromString,
+        self.Upsert = channel.unary_stream(
+                '/lorag.retrieval.v1.RetrievalService/Upsert',
+                request_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertRequest.SerializeToString,
+                response_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertResponse.FromString,
                 _registered_method=True)
-        self.DeleteDocument = channel.unary_unary(
-                '/lorag.retrieval.v1.RetrievalService/DeleteDocument',
-                request_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.DeleteDocumentRequest.SerializeToString,
-                response_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.DeleteDocumentResponse.FromString,
+        self.DeleteDocuments = channel.unary_unary(
+                '/lorag.retrieval.v1.RetrievalService/DeleteDocuments',
+                request_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.DeleteDocumentsRequest.SerializeToString,
+                response_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.DeleteDocumentsResponse.FromString,
+                _registered_method=True)
+        self.Search = channel.unary_unary(
+                '/lorag.retrieval.v1.RetrievalService/Search',
+                request_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.SearchRequest.SerializeToString,
+                response_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.SearchResponse.FromString,
                 _registered_method=True)
         self.GetDocument = channel.unary_unary(
                 '/lorag.retrieval.v1.RetrievalService/GetDocument',
@@ -61,45 +67,51 @@ class RetrievalServiceStub:
                 request_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.ListDocumentsRequest.SerializeToString,
                 response_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.ListDocumentsResponse.FromString,
                 _registered_method=True)
-        self.Search = channel.unary_unary(
-                '/lorag.retrieval.v1.RetrievalService/Search',
-                request_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.SearchRequest.SerializeToString,
-                response_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.SearchResponse.FromString,
-                _registered_method=True)
-        self.CountChunks = channel.unary_unary(
-                '/lorag.retrieval.v1.RetrievalService/CountChunks',
-                request_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.CountChunksRequest.SerializeToString,
-                response_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.CountChunksResponse.FromString,
-                _registered_method=True)
-        self.GetIndexStats = channel.unary_unary(
-                '/lorag.retrieval.v1.RetrievalService/GetIndexStats',
-                request_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.GetIndexStatsRequest.SerializeToString,
-                response_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.GetIndexStatsResponse.FromString,
+        self.Stats = channel.unary_unary(
+                '/lorag.retrieval.v1.RetrievalService/Stats',
+                request_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.StatsRequest.SerializeToString,
+                response_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.StatsResponse.FromString,
                 _registered_method=True)
 
 
 class RetrievalServiceServicer:
     """Chunk storage and search over Milvus: dense vectors, BM25 (sparse) and hybrid. Hosted by the
     `retrieval` application. Any valid API key may call it; every call sees and changes only the
-    caller's tenant (the server adds `tenant_id == <tenant>` to every expression).
+    caller's tenant (the server adds `tenant_id == <tenant>` to every expression it sends to Milvus).
 
     There is one collection per embedding model (its name includes the model name and dimension);
     calls that take `embedding_model` act on that model's collection, and an empty value means the
-    default embedding model. This service does not embed text: callers send vectors.
+    default model of the embedding service. Texts sent without vectors are embedded by the
+    embedding service with that model.
     """
 
-    def UpsertChunks(self, request, context):
-        """Stores all chunks of one document, replacing any chunks it had (delete by doc_id, then upsert).
-        Idempotent: the same request twice leaves the same state. Errors: INVALID_ARGUMENT for a bad
-        doc_id, no or too many chunks, duplicate chunk indexes or a vector of the wrong dimension;
-        NOT_FOUND for an unknown embedding model; RESOURCE_EXHAUSTED over the document quota.
+    def Upsert(self, request, context):
+        """Writes a batch of documents, streaming one progress message per document in request order.
+        Each document replaces every chunk it had before (idempotent: the same request twice leaves
+        the same state). A document is given either as chunks (with or without vectors) or as raw
+        content that the server parses, chunks by tokens and embeds.
+        Errors: the whole request is checked before anything is written; INVALID_ARGUMENT (naming the
+        field) for a bad doc id, duplicate doc ids, empty or oversize texts, too many documents or
+        chunks, reserved or oversize metadata, or a vector of the wrong dimension; NOT_FOUND for an
+        unknown embedding model. A document that fails later (unparsable content, embedding or
+        storage failure) gets a FAILED result and the others go on; its earlier chunks are kept.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def DeleteDocument(self, request, context):
-        """Deletes every chunk of one document. Deleting an absent document succeeds with count 0.
+    def DeleteDocuments(self, request, context):
+        """Deletes every chunk of the given documents. Ids the tenant does not have are not an error:
+        they count 0.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Search(self, request, context):
+        """Finds the chunks most relevant to a query. Errors: INVALID_ARGUMENT when the mode lacks its
+        input, for a vector of the wrong dimension, a top_k out of range, weights out of range or a
+        malformed filter (unknown field, wrong value type, bad operator or value count).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -114,29 +126,13 @@ class RetrievalServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListDocuments(self, request, context):
-        """Lists the tenant's documents ordered by doc_id, optionally filtered on metadata.
+        """Lists the tenant's documents ordered by doc_id, optionally filtered on document metadata.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Search(self, request, context):
-        """Finds the chunks most relevant to a query. Errors: INVALID_ARGUMENT when the mode lacks its
-        input (vector for DENSE, text for SPARSE, both for HYBRID), for a vector of the wrong
-        dimension, a top_k out of range or a malformed filter.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def CountChunks(self, request, context):
-        """Counts the tenant's chunks that match a filter.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def GetIndexStats(self, request, context):
+    def Stats(self, request, context):
         """Reports the caller's tenant's document and chunk counts per collection.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -146,15 +142,20 @@ class RetrievalServiceServicer:
 
 def add_RetrievalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'UpsertChunks': grpc.unary_unary_rpc_method_handler(
-                    servicer.UpsertChunks,
-                    request_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertChunksRequest.FromString,
-                    response_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertChunksResponse.SerializeToString,
+            'Upsert': grpc.unary_stream_rpc_method_handler(
+                    servicer.Upsert,
+                    request_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertRequest.FromString,
+                    response_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertResponse.SerializeToString,
             ),
-            'DeleteDocument': grpc.unary_unary_rpc_method_handler(
-                    servicer.DeleteDocument,
-                    request_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.DeleteDocumentRequest.FromString,
-                    response_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.DeleteDocumentResponse.SerializeToString,
+            'DeleteDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDocuments,
+                    request_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.DeleteDocumentsRequest.FromString,
+                    response_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.DeleteDocumentsResponse.SerializeToString,
+            ),
+            'Search': grpc.unary_unary_rpc_method_handler(
+                    servicer.Search,
+                    request_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.SearchRequest.FromString,
+                    response_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.SearchResponse.SerializeToString,
             ),
             'GetDocument': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDocument,
@@ -166,20 +167,10 @@ def add_RetrievalServiceServicer_to_server(servicer, server):
                     request_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.ListDocumentsRequest.FromString,
                     response_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.ListDocumentsResponse.SerializeToString,
             ),
-            'Search': grpc.unary_unary_rpc_method_handler(
-                    servicer.Search,
-                    request_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.SearchRequest.FromString,
-                    response_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.SearchResponse.SerializeToString,
-            ),
-            'CountChunks': grpc.unary_unary_rpc_method_handler(
-                    servicer.CountChunks,
-                    request_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.CountChunksRequest.FromString,
-                    response_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.CountChunksResponse.SerializeToString,
-            ),
-            'GetIndexStats': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetIndexStats,
-                    request_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.GetIndexStatsRequest.FromString,
-                    response_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.GetIndexStatsResponse.SerializeToString,
+            'Stats': grpc.unary_unary_rpc_method_handler(
+                    servicer.Stats,
+                    request_deserializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.StatsRequest.FromString,
+                    response_serializer=lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.StatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -192,15 +183,16 @@ def add_RetrievalServiceServicer_to_server(servicer, server):
 class RetrievalService:
     """Chunk storage and search over Milvus: dense vectors, BM25 (sparse) and hybrid. Hosted by the
     `retrieval` application. Any valid API key may call it; every call sees and changes only the
-    caller's tenant (the server adds `tenant_id == <tenant>` to every expression).
+    caller's tenant (the server adds `tenant_id == <tenant>` to every expression it sends to Milvus).
 
     There is one collection per embedding model (its name includes the model name and dimension);
     calls that take `embedding_model` act on that model's collection, and an empty value means the
-    default embedding model. This service does not embed text: callers send vectors.
+    default model of the embedding service. Texts sent without vectors are embedded by the
+    embedding service with that model.
     """
 
     @staticmethod
-    def UpsertChunks(request,
+    def Upsert(request,
             target,
             options=(),
             channel_credentials=None,
@@ -210,12 +202,12 @@ class RetrievalService:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(
+        return grpc.experimental.unary_stream(
             request,
             target,
-            '/lorag.retrieval.v1.RetrievalService/UpsertChunks',
-            lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertChunksRequest.SerializeToString,
-            lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertChunksResponse.FromString,
+            '/lorag.retrieval.v1.RetrievalService/Upsert',
+            lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertRequest.SerializeToString,
+            lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -227,7 +219,7 @@ class RetrievalService:
             _registered_method=True)
 
     @staticmethod
-    def DeleteDocument(request,
+    def DeleteDocuments(request,
             target,
             options=(),
             channel_credentials=None,
@@ -240,9 +232,36 @@ class RetrievalService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/lorag.retrieval.v1.RetrievalService/DeleteDocument',
-            lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.DeleteDocumentRequest.SerializeToString,
-            lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.DeleteDocumentResponse.FromString,
+            '/lorag.retrieval.v1.RetrievalService/DeleteDocuments',
+            lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.DeleteDocumentsRequest.SerializeToString,
+            lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.DeleteDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Search(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lorag.retrieval.v1.RetrievalService/Search',
+            lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.SearchRequest.SerializeToString,
+            lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.SearchResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -308,7 +327,7 @@ class RetrievalService:
             _registered_method=True)
 
     @staticmethod
-    def Search(request,
+    def Stats(request,
             target,
             options=(),
             channel_credentials=None,
@@ -321,63 +340,9 @@ class RetrievalService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/lorag.retrieval.v1.RetrievalService/Search',
-            lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.SearchRequest.SerializeToString,
-            lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.SearchResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def CountChunks(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/lorag.retrieval.v1.RetrievalService/CountChunks',
-            lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.CountChunksRequest.SerializeToString,
-            lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.CountChunksResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def GetIndexStats(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/lorag.retrieval.v1.RetrievalService/GetIndexStats',
-            lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.GetIndexStatsRequest.SerializeToString,
-            lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.GetIndexStatsResponse.FromString,
+            '/lorag.retrieval.v1.RetrievalService/Stats',
+            lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.StatsRequest.SerializeToString,
+            lorag_dot_retrieval_dot_v1_dot_retrieval__pb2.StatsResponse.FromString,
             options,
             channel_credentials,
             insecure,
