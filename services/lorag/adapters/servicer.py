@@ -11,7 +11,6 @@ import datetime as dt
 
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from lorag.adapters import core
 from lorag.adapters.core import AdapterRegistry, AliasInfo, UploadMetadata, VersionInfo
@@ -19,6 +18,7 @@ from lorag.adapters.settings import load_adapter_settings
 from lorag.adapters.v1 import adapters_pb2 as pb
 from lorag.adapters.v1 import training_pb2
 from lorag.admin.servicer import AdminServicer
+from lorag.common.convert import timestamp_pb
 from lorag.common.errors import InvalidArgument
 from lorag.common.rpc import Call, Runtime, ServicerBase, rpc
 from lorag.common.tenancy import AuditEventRow, Role
@@ -49,16 +49,6 @@ def registry_for(runtime: Runtime) -> AdapterRegistry:
     return _registries[key]
 
 
-def _ts(value: dt.datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite returns naive datetimes; they are stored in UTC
-        value = value.replace(tzinfo=dt.UTC)
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
 def _kind(value: int, *, field: str = "kind") -> str:
     if value not in KIND_FROM_PB:
         raise InvalidArgument("must be ADAPTER_KIND_GENERATION or ADAPTER_KIND_RERANKING", field=field)
@@ -74,7 +64,7 @@ def alias_pb(a: AliasInfo) -> pb.Alias:
         traffic_weight=a.traffic_weight,
         previous_version_id=a.previous_version_id,
         updated_by=a.updated_by,
-        update_time=_ts(a.updated_at),
+        update_time=timestamp_pb(a.updated_at),
     )
 
 
@@ -87,8 +77,8 @@ def adapter_pb(info: core.AdapterInfo) -> pb.Adapter:
         description=r.description,
         latest_version=r.latest_version,
         aliases=[alias_pb(a) for a in info.aliases],
-        create_time=_ts(r.created_at),
-        update_time=_ts(r.updated_at),
+        create_time=timestamp_pb(r.created_at),
+        update_time=timestamp_pb(r.updated_at),
     )
 
 
@@ -112,7 +102,7 @@ def version_pb(info: VersionInfo) -> pb.AdapterVersion:
         training_job_id=v.training_job_id,
         description=v.description,
         state=STATE_TO_PB.get(v.state, pb.ADAPTER_VERSION_STATE_UNSPECIFIED),
-        create_time=_ts(v.created_at),
+        create_time=timestamp_pb(v.created_at),
     )
 
 
@@ -121,7 +111,7 @@ def audit_pb(row: AuditEventRow) -> pb.AuditEvent:
     json_format.ParseDict(row.details or {}, details)
     return pb.AuditEvent(
         event_id=str(row.id),
-        event_time=_ts(row.created_at),
+        event_time=timestamp_pb(row.created_at),
         actor=row.actor_key_id,
         action=row.action,
         resource=row.target,
@@ -378,7 +368,7 @@ class AdapterServicer(ServicerBase):
                         version_id=e.version_id,
                         version=e.version,
                         traffic_weight=e.traffic_weight,
-                        event_time=_ts(e.created_at),
+                        event_time=timestamp_pb(e.created_at),
                     ),
                 )
             if len(events) < _WATCH_BATCH:

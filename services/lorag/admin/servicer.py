@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from lorag.admin.core import AdminCore
 from lorag.admin.v1 import admin_pb2 as pb
+from lorag.common.convert import timestamp_pb
 from lorag.common.rpc import Call, ServicerBase, rpc
 from lorag.common.tenancy import ApiKeyRow, Quota, Role, TenantRow
 from lorag.common.v1 import common_pb2
 
 _ROLE_TO_PB = {Role.USER: pb.ROLE_USER, Role.ADMIN: pb.ROLE_ADMIN, Role.OPERATOR: pb.ROLE_OPERATOR}
 _ROLE_FROM_PB = {v: k for k, v in _ROLE_TO_PB.items()}
-
-
-def _ts(value: dt.datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite returns naive datetimes; they are stored in UTC
-        value = value.replace(tzinfo=dt.UTC)
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 def _quota(q: pb.TenantQuota) -> Quota:
@@ -47,7 +35,7 @@ def tenant_pb(row: TenantRow) -> pb.Tenant:
             max_requests_per_minute=q.max_requests_per_minute,
             max_storage_bytes=q.max_storage_bytes,
         ),
-        create_time=_ts(row.created_at),
+        create_time=timestamp_pb(row.created_at),
     )
 
 
@@ -56,8 +44,8 @@ def key_pb(row: ApiKeyRow) -> pb.ApiKey:
         key_id=row.key_id,
         role=_ROLE_TO_PB[Role[row.role]],
         description=row.description,
-        create_time=_ts(row.created_at),
-        revoke_time=_ts(row.revoked_at),
+        create_time=timestamp_pb(row.created_at),
+        revoke_time=timestamp_pb(row.revoked_at),
         created_by=row.created_by,
     )
 
