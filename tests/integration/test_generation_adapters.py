@@ -1,7 +1,6 @@
 """Generation with tenant adapters from the registry: per-request versions, hot swap, isolation."""
 
 import asyncio
-import json
 import time
 
 import grpc
@@ -14,22 +13,12 @@ from lorag.client import AsyncClient
 from lorag.common.v1 import common_pb2
 from lorag.generation.v1 import generation_pb2 as pb
 from tests.support.adapters import build_bert_adapter
-from tests.support.models import make_lora, smollm2_dir
+from tests.support.models import smollm2_adapter
 
 from .conftest import expect_status
 
 SAMPLING = pb.SamplingParams(temperature=0.0, max_new_tokens=8)
 PROMPT = "The best thing about the weekend is"
-
-
-def full_adapter(target, seed):
-    """A LoRA adapter over every layer of the real default model, with random non-zero weights."""
-    path = make_lora(smollm2_dir(), target, seed=seed, rank=4, modules=("q_proj", "v_proj"))
-    cfg_path = path / "adapter_config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["base_model_name_or_path"] = "smollm2-135m-instruct"
-    cfg_path.write_text(json.dumps(cfg))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +34,9 @@ async def tenants(operator, host, tmp_path_factory):
     versions = []
     for seed in (1, 2):
         resp = await a.adapters.UploadAdapterVersion(
-            upload_requests(full_adapter(root / f"s{seed}", seed), adapter_name="bot", chunk_bytes=128 * 1024)
+            upload_requests(
+                smollm2_adapter(root / f"s{seed}", seed=seed), adapter_name="bot", chunk_bytes=128 * 1024
+            )
         )
         versions.append(resp.version)
     await a.adapters.SetAlias(apb.SetAliasRequest(adapter_name="bot", alias="production", version=1))

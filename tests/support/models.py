@@ -55,3 +55,15 @@ def make_lora(
     )
     peft_model.save_pretrained(target)
     return target
+
+
+def smollm2_adapter(target: Path, *, seed: int, rank: int = 4) -> Path:
+    """A LoRA adapter over every layer of the default generation model (registry name set)."""
+    import json
+
+    path = make_lora(smollm2_dir(), target, seed=seed, rank=rank, modules=("q_proj", "v_proj"))
+    cfg_path = path / "adapter_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["base_model_name_or_path"] = "smollm2-135m-instruct"
+    cfg_path.write_text(json.dumps(cfg))
+    return path
