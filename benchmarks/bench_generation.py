@@ -110,11 +110,17 @@ def engine_ratios(args, work: Path) -> dict:
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(n)]
     names = [f"a{i % args.adapters}" for i in range(n)]
     _run_engine(engine, tok, [(prompts[0], BASE)], 4)  # warm up
-    base_tokens, base_s = _run_engine(engine, tok, [(p, BASE) for p in prompts], args.max_new_tokens)
-    mixed_tokens, mixed_s = _run_engine(
-        engine, tok, list(zip(prompts, names, strict=True)), args.max_new_tokens
-    )
+    # Alternate base and mixed rounds and keep the median round of each, so that load from other
+    # processes on the machine hits both sides alike.
+    base_runs, mixed_runs = [], []
+    for _ in range(args.rounds):
+        base_runs.append(_run_engine(engine, tok, [(p, BASE) for p in prompts], args.max_new_tokens))
+        mixed_runs.append(
+            _run_engine(engine, tok, list(zip(prompts, names, strict=True)), args.max_new_tokens)
+        )
     engine.close()
+    base_tokens, base_s = sorted(base_runs, key=lambda r: r[0] / r[1])[len(base_runs) // 2]
+    mixed_tokens, mixed_s = sorted(mixed_runs, key=lambda r: r[0] / r[1])[len(mixed_runs) // 2]
 
     # naive: one request at a time, switching the active adapter per request
     naive_tokens, started = 0, time.perf_counter()
@@ -308,6 +314,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating base/mixed rounds (median kept)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
