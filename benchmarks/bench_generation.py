@@ -109,7 +109,9 @@ def engine_ratios(args, work: Path) -> dict:
     n = args.requests
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(n)]
     names = [f"a{i % args.adapters}" for i in range(n)]
-    _run_engine(engine, tok, [(prompts[0], BASE)], 4)  # warm up
+    # Warm up both paths with a full round each: the first passes over new shapes are slow.
+    _run_engine(engine, tok, [(p, BASE) for p in prompts], args.max_new_tokens)
+    _run_engine(engine, tok, list(zip(prompts, names, strict=True)), args.max_new_tokens)
     # Alternate base and mixed rounds and keep the median round of each, so that load from other
     # processes on the machine hits both sides alike.
     base_runs, mixed_runs = [], []
