@@ -1,12 +1,13 @@
 """Embedding and reranking throughput, measured side by side in one run.
 
-1. Dynamic batching: texts/s of ``EmbeddingService.Embed`` over real gRPC (in-process host) with
-   32 concurrent callers sending one text each, with batching (``batch_max_size`` 32) and
-   without (``batch_max_size`` 1); ratio batched / unbatched.
+1. Dynamic batching: texts/s of ``EmbeddingService.Embed`` over real gRPC (in-process host; the
+   callers in a separate process) with 32 concurrent callers sending one text each, with batching
+   (``batch_max_size`` 32) and without (``batch_max_size`` 1); ratio batched / unbatched.
 2. Reranker: query-passage pairs/s of the default reranker (the locally built cross-encoder when
    it exists, else the same architecture with an untrained head: speed does not depend on
    training), fp32 vs int8 dynamic quantization, and how well the int8 scores agree.
 3. Embedding fp32 vs int8: texts/s and cosine agreement of the vectors.
+4. The model alone (no gRPC): the same short texts one per call vs 32 per call.
 
 Real text throughout: questions and paragraphs of SQuAD v1.1 dev. Writes
 ``<out>/bench_embedding.json`` and ``<out>/bench_embedding.png``.
@@ -20,6 +21,7 @@ import json
 import os
 import platform
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +29,7 @@ from pathlib import Path
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LORAG_LOG_JSON", "false")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `lorag serve` runs replicas
 
 
 def _texts(n_questions: int, n_paragraphs: int, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -39,42 +42,65 @@ def _texts(n_questions: int, n_paragraphs: int, seed: int = 0) -> tuple[list[str
     return rng.sample(questions, n_questions), rng.sample(paragraphs, n_paragraphs)
 
 
+async def _client_load(target: str, key: str, texts: list[str], concurrency: int) -> dict:
+    """The callers: ``concurrency`` workers, one text per request (runs in its own process)."""
+    from lorag.client import AsyncClient
+    from lorag.embedding.v1 import embedding_pb2 as pb
+
+    async with AsyncClient(target, key, timeout=120) as c:
+
+        async def one(text: str) -> None:
+            await c.embedding.Embed(pb.EmbedRequest(texts=[text], input_type=pb.INPUT_TYPE_QUERY))
+
+        for t in texts[:concurrency]:  # warm up: model load, channel, first batches
+            await one(t)
+        queue = list(texts)
+
+        async def worker() -> None:
+            while queue:
+                await one(queue.pop())
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return {"texts": len(texts), "seconds": elapsed, "texts_per_s": len(texts) / elapsed}
+
+
 async def _embed_throughput(
     data_dir: Path, texts: list[str], *, batch_max_size: int, concurrency: int
 ) -> dict:
+    """Embed throughput of an in-process host; the callers run in a separate process, as clients do."""
     from lorag.apps import APPS_BY_NAME
-    from lorag.client import AsyncClient
     from lorag.common.hosts import start_inprocess
     from lorag.common.rpc import Runtime
     from lorag.common.settings import LoragSettings
-    from lorag.embedding.v1 import embedding_pb2 as pb
 
+    data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["LORAG_EMBEDDING_BATCH_MAX_SIZE"] = str(batch_max_size)
     runtime = Runtime.build(LoragSettings(data_dir=data_dir))
     key = runtime.tenants.bootstrap()
     host = await start_inprocess(runtime, apps=(APPS_BY_NAME["embedding"],))
     del os.environ["LORAG_EMBEDDING_BATCH_MAX_SIZE"]
     try:
-        async with AsyncClient(host.target, key, timeout=120) as c:
-
-            async def one(text: str) -> None:
-                await c.embedding.Embed(pb.EmbedRequest(texts=[text], input_type=pb.INPUT_TYPE_QUERY))
-
-            for t in texts[:concurrency]:  # warm up: model load, channel, first batches
-                await one(t)
-            queue = list(texts)
-
-            async def worker() -> None:
-                while queue:
-                    await one(queue.pop())
-
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            elapsed = time.perf_counter() - started
+        texts_file = data_dir / "texts.json"
+        texts_file.write_text(json.dumps(texts))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--client",
+            host.target,
+            key,
+            str(texts_file),
+            str(concurrency),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await proc.communicate()
+        if proc.returncode:
+            raise RuntimeError(f"client process failed ({proc.returncode})")
+        return json.loads(out.decode().strip().splitlines()[-1])
     finally:
         await host.stop(0)
         runtime.db.dispose()
-    return {"texts": len(texts), "seconds": elapsed, "texts_per_s": len(texts) / elapsed}
 
 
 def _reranker_model(data_dir: Path):
@@ -125,12 +151,12 @@ def _agreement(a: list[float], b: list[float], groups: int) -> dict:
     }
 
 
-def _embed_speed(core, texts: list[str]) -> tuple[dict, object]:
+def _embed_speed(core, texts: list[str], *, per_call: int = 64) -> tuple[dict, object]:
     core.embed(texts[:8])  # warm up (loads the model)
     started = time.perf_counter()
     vectors = []
-    for i in range(0, len(texts), 64):
-        vectors.append(core.embed(texts[i : i + 64]).vectors)
+    for i in range(0, len(texts), per_call):
+        vectors.append(core.embed(texts[i : i + per_call]).vectors)
     elapsed = time.perf_counter() - started
     import numpy as np
 
@@ -176,6 +202,11 @@ def _chart(report: dict, path: Path) -> None:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--client":  # the callers' process (see _embed_throughput)
+        target, key, texts_file, concurrency = sys.argv[2:6]
+        texts = json.loads(Path(texts_file).read_text())
+        print(json.dumps(asyncio.run(_client_load(target, key, texts, int(concurrency)))))
+        return
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("reports"))
     parser.add_argument("--texts", type=int, default=512, help="texts sent in the batching comparison")
@@ -210,6 +241,8 @@ def main() -> None:
     results["rerank_int8"].update(_agreement(fp32_scores, int8_scores, args.rerank_queries))
 
     fp32_core = EmbeddingCore(EmbeddingSettings())
+    results["core_one_per_call"], _ = _embed_speed(fp32_core, questions, per_call=1)
+    results["core_32_per_call"], _ = _embed_speed(fp32_core, questions, per_call=32)
     int8_core = EmbeddingCore(EmbeddingSettings(quantize=True))
     results["embed_fp32"], v32 = _embed_speed(fp32_core, paragraphs[: args.passages])
     results["embed_int8"], v8 = _embed_speed(int8_core, paragraphs[: args.passages])
@@ -228,6 +261,8 @@ def main() -> None:
         "ratios": {
             "batched_over_unbatched": results["embed_batched"]["texts_per_s"]
             / results["embed_unbatched"]["texts_per_s"],
+            "model_batch32_over_batch1": results["core_32_per_call"]["texts_per_s"]
+            / results["core_one_per_call"]["texts_per_s"],
             "rerank_int8_over_fp32": results["rerank_int8"]["pairs_per_s"]
             / results["rerank_fp32"]["pairs_per_s"],
             "embed_int8_over_fp32": results["embed_int8"]["texts_per_s"]

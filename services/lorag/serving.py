@@ -83,6 +83,8 @@ def start(
     from ray.serve.config import gRPCOptions
 
     env = dict(QUIET_ENV)
+    # Idle OpenMP workers sleep instead of spinning, so torch replicas keep their event loop responsive.
+    env["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
     env["RAY_SERVE_GRPC_MAX_MESSAGE_SIZE"] = str(settings.max_message_bytes)
     env["LORAG_DATA_DIR"] = str(settings.data_dir)
     env["LORAG_GRPC_HOST"] = settings.grpc_host

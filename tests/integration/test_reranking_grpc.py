@@ -13,7 +13,7 @@ from lorag.common.hosts import start_inprocess
 from lorag.common.v1 import common_pb2
 from lorag.reranking.v1 import reranking_pb2 as pb
 from tests.integration.conftest import expect_status
-from tests.support.reranking import QUICK, QUICK_ENV, quick_reranker, real_pairs
+from tests.support.reranking import QUICK, QUICK_ENV, quick_reranker, quick_settings, real_pairs
 
 
 @contextmanager
@@ -145,3 +145,17 @@ async def test_the_build_is_an_idempotent_versioned_artifact(built):
     assert manifest["version"] == path.name and manifest["recipe"]["steps"] == QUICK["steps"]
     assert manifest["dataset"]["license"] == "CC BY-SA 4.0" and (path / "model.safetensors").exists()
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".build-")]  # no leftovers
+
+
+def test_a_stand_in_switches_to_the_cross_encoder_once_it_is_built(tmp_path, monkeypatch):
+    import shutil
+
+    from lorag.reranking import core as rerank_core
+
+    built = quick_reranker()
+    core = rerank_core.RerankingCore(quick_settings(artifacts_dir=tmp_path), data_dir=tmp_path)
+    assert core.info().method == rerank_core.BI_ENCODER_COSINE
+    shutil.copytree(built, tmp_path / built.relative_to(built.parents[2]))  # `lorag prepare-models`
+    monkeypatch.setattr(rerank_core, "STAND_IN_RECHECK_S", 0.0)
+    info = core.info()
+    assert (info.method, info.version) == (rerank_core.CROSS_ENCODER, built.name)

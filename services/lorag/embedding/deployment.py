@@ -11,24 +11,17 @@ from __future__ import annotations
 from ray import serve
 
 from lorag.embedding.core import EmbedJob
+from lorag.embedding.models import assigned_cpus, serving_threads
 from lorag.embedding.servicer import EmbeddingServicer
 from lorag.embedding.settings import EmbeddingSettings
 from lorag.serving import deployment_for
 
 
-def assigned_cpus() -> int:
-    """CPUs Ray assigned to this replica (``ray_actor_options.num_cpus``); 0 when none."""
-    import ray
-
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 0)
-    return max(1, int(cpus)) if cpus else 0
-
-
 class EmbeddingDeployment(EmbeddingServicer):
     def __init__(self) -> None:
         settings = EmbeddingSettings()
-        if not settings.num_threads and assigned_cpus():  # torch threads = the replica's CPU share
-            settings = settings.model_copy(update={"num_threads": assigned_cpus()})
+        if not settings.num_threads and assigned_cpus():  # torch threads from the replica's CPU share
+            settings = settings.model_copy(update={"num_threads": serving_threads(assigned_cpus())})
         super().__init__(settings=settings)
         self._serve_batch.set_max_batch_size(settings.batch_max_size)
         self._serve_batch.set_batch_wait_timeout_s(settings.batch_wait_s)

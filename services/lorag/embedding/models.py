@@ -12,6 +12,7 @@ import importlib
 import logging
 import math
 import os
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -114,11 +115,46 @@ def available_cpus() -> int:
     return max(1, n)
 
 
-def configure_torch_threads(requested: int = 0) -> int:
-    """Set torch's intra-op threads (``requested``, else every available CPU); returns the count."""
+def passive_openmp() -> bool:
+    """Whether OpenMP's idle workers sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``)."""
+    return os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
+
+
+def serving_threads(cpus: int = 0) -> int:
+    """torch threads for a serving replica with ``cpus`` CPUs (0: what this process may use).
+
+    Every CPU when OpenMP's idle workers sleep (``OMP_WAIT_POLICY=PASSIVE``, which ``lorag serve``
+    sets for every Ray worker); else every CPU but one. With spinning workers on every core the
+    replica's event loop starves: on 2 cores, 32 concurrent one-text requests ran at 2.5 texts/s
+    with 2 spinning threads, 80 texts/s with 1 thread, and as fast with 2 passive threads — which
+    also make batched traffic nearly twice as fast as 1 thread.
+    """
+    cpus = cpus or available_cpus()
+    return cpus if passive_openmp() else max(1, cpus - 1)
+
+
+def assigned_cpus() -> int:
+    """CPUs Ray assigned to the calling replica (``ray_actor_options.num_cpus``); 0 when none.
+
+    Called by the Ray Serve deployments only (imports ray).
+    """
+    import ray
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 0)
+    return max(1, int(cpus)) if cpus else 0
+
+
+def configure_torch_threads(requested: int = 0, *, serving: bool = True) -> int:
+    """Set torch's intra-op threads; returns the count.
+
+    ``requested`` wins; else :func:`serving_threads` for a serving replica, or every available CPU
+    for batch work such as training (``serving=False``).
+    """
+    if serving and "torch" not in sys.modules:  # read by OpenMP when torch loads
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
-    threads = requested or available_cpus()
+    threads = requested or (serving_threads() if serving else available_cpus())
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads

@@ -52,7 +52,7 @@ class EmbeddingSettings(BaseSettings):
     )
     inference_batch_size: int = Field(64, ge=1, le=4096, description="Texts per forward pass.")
     num_threads: int = Field(
-        0, ge=0, le=512, description="torch intra-op threads; 0 = the CPUs this process may use."
+        0, ge=0, le=512, description="torch intra-op threads; 0 = every CPU this process may use but one."
     )
     quantize: bool = Field(
         False, description="int8 dynamic quantization of the Linear layers (faster on CPU, approximate)."

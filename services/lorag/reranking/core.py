@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ from lorag.reranking.settings import BUILT_PREFIX, RerankerModelSpec, RerankingS
 #: Adapter name that means "the base model" in ``adapter_names`` (peft's convention).
 BASE_ADAPTER = "__base__"
 DEFAULT_MAX_SEQ_LENGTH = 256
+#: How often a bi-encoder stand-in looks for its cross-encoder having been built meanwhile.
+STAND_IN_RECHECK_S = 30.0
 
 CROSS_ENCODER = "cross-encoder"
 BI_ENCODER_COSINE = "bi-encoder-cosine"
@@ -88,6 +91,7 @@ class _Reranker:
     version: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    checked_at: float = field(default_factory=time.monotonic)
 
 
 # -- scoring ---------------------------------------------------------------------------------
@@ -208,12 +212,26 @@ class RerankingCore:
 
     def _load(self, name: str) -> _Reranker:
         loaded = self._models.get(name)
-        if loaded is not None:
+        if loaded is not None and not self._stale(loaded):
             return loaded
         with self._load_lock:
-            if name not in self._models:
+            if name not in self._models or self._stale(self._models[name]):
                 self._models[name] = self._load_model(name, self.settings.models[name])
             return self._models[name]
+
+    def _stale(self, r: _Reranker) -> bool:
+        """A stand-in whose cross-encoder has been built since (checked every 30 s)."""
+        if r.method != BI_ENCODER_COSINE or time.monotonic() - r.checked_at < STAND_IN_RECHECK_S:
+            return False
+        from lorag.reranking import prepare
+
+        r.checked_at = time.monotonic()
+        spec = self.settings.models[r.name]
+        root = self.settings.resolved_artifacts_dir(self.data_dir)
+        return (
+            prepare.find_built(spec.path.removeprefix(BUILT_PREFIX), root=root, settings=self.settings)
+            is not None
+        )
 
     def _load_model(self, name: str, spec: RerankerModelSpec) -> _Reranker:
         from lorag.reranking import prepare

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ray import serve
 
-from lorag.embedding.deployment import assigned_cpus
+from lorag.embedding.models import assigned_cpus, serving_threads
 from lorag.reranking.core import RerankJob
 from lorag.reranking.servicer import RerankingServicer
 from lorag.reranking.settings import RerankingSettings
@@ -19,8 +19,8 @@ from lorag.serving import deployment_for
 class RerankingDeployment(RerankingServicer):
     def __init__(self) -> None:
         settings = RerankingSettings()
-        if not settings.num_threads and assigned_cpus():  # torch threads = the replica's CPU share
-            settings = settings.model_copy(update={"num_threads": assigned_cpus()})
+        if not settings.num_threads and assigned_cpus():  # torch threads from the replica's CPU share
+            settings = settings.model_copy(update={"num_threads": serving_threads(assigned_cpus())})
         super().__init__(settings=settings)
         self._serve_batch.set_max_batch_size(settings.batch_max_size)
         self._serve_batch.set_batch_wait_timeout_s(settings.batch_wait_s)

@@ -197,7 +197,7 @@ def _train_and_evaluate(
     from lorag.reranking.core import score_pairs
 
     model_files.quiet_transformers()
-    threads = model_files.configure_torch_threads()
+    threads = model_files.configure_torch_threads(serving=False)
     base_dir, base_sha = _base_dir_and_sha(recipe)
     echo("reading SQuAD v1.1 dev (downloaded once with pip from the bigbench==1.0.0 source archive)")
     articles = squad.load_dev(datasets_dir)

@@ -48,7 +48,9 @@ class RerankingSettings(BaseSettings):
     )
     batch_wait_s: float = Field(0.005, ge=0, le=1, description="Longest wait for a batch to fill (s).")
     inference_batch_size: int = Field(32, ge=1, le=4096, description="Query-passage pairs per forward pass.")
-    num_threads: int = Field(0, ge=0, le=512, description="torch threads; 0 = the CPUs this process may use.")
+    num_threads: int = Field(
+        0, ge=0, le=512, description="torch threads; 0 = every CPU this process may use but one."
+    )
     quantize: bool = Field(False, description="int8 dynamic quantization (faster on CPU, approximate).")
     artifacts_dir: Path | None = Field(
         None, description="Where built models live; default <LORAG_DATA_DIR>/models."
