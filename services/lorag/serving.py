@@ -43,6 +43,38 @@ def deployment_for(name: str, cls: type | None = None):
     )
 
 
+def batched_deployment(name: str, servicer_cls: type, settings_cls: type):
+    """The deployment of a batched-inference servicer (embedding, reranking).
+
+    Adds ``@serve.batch`` (size and wait from the service settings), sets torch threads from the
+    replica's CPU share when the settings leave them open, and loads the default model before the
+    replica takes traffic.
+    """
+    from ray import serve
+
+    from lorag.embedding.models import assigned_cpus, serving_threads
+
+    class BatchedDeployment(servicer_cls):
+        def __init__(self) -> None:
+            settings = settings_cls()
+            if not settings.num_threads and assigned_cpus():
+                settings = settings.model_copy(update={"num_threads": serving_threads(assigned_cpus())})
+            super().__init__(settings=settings)
+            self._serve_batch.set_max_batch_size(settings.batch_max_size)
+            self._serve_batch.set_batch_wait_timeout_s(settings.batch_wait_s)
+            self.core.info()
+
+        @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+        async def _serve_batch(self, jobs: list) -> list:
+            return await self._run_batch(jobs)
+
+        async def _enqueue(self, job):
+            return await self._serve_batch(job)
+
+    BatchedDeployment.__name__ = BatchedDeployment.__qualname__ = f"{servicer_cls.__name__}Deployment"
+    return deployment_for(name, BatchedDeployment)
+
+
 def bind_grpc_to_configured_host() -> None:
     """Ray worker set-up hook: bind the Serve gRPC proxy to ``LORAG_GRPC_HOST``.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 
@@ -63,3 +64,25 @@ class MicroBatcher:
             for (_, fut), result in zip(batch, results, strict=True):
                 if not fut.done():
                     fut.set_result(result)
+
+
+class BatchedInference:
+    """Servicer mixin: jobs run in batches in one worker thread.
+
+    In-process, concurrent jobs are merged by a :class:`MicroBatcher`; the Ray Serve deployment
+    (:func:`lorag.serving.batched_deployment`) replaces ``_enqueue`` with ``@serve.batch``.
+    ``run_many(jobs)`` returns one result or error per job.
+    """
+
+    def _init_batching(self, run_many, *, max_batch_size: int, wait_s: float, thread_name: str) -> None:
+        self._run_many = run_many
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
+        self._batcher = MicroBatcher(self._run_batch, max_batch_size=max_batch_size, wait_s=wait_s)
+
+    async def _run_batch(self, jobs: list) -> list:
+        """Run a batch of jobs in the worker thread; one result or error per job."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._run_many, jobs)
+
+    async def _enqueue(self, job):
+        return await self._batcher.submit(job)

@@ -9,13 +9,12 @@ in-process host a :class:`MicroBatcher` merges concurrent requests; the Ray Serv
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 
 from lorag.common.errors import InvalidArgument
 from lorag.common.rpc import Call, ServicerBase, rpc
 from lorag.common.tenancy import Role
 from lorag.common.v1 import common_pb2
-from lorag.embedding.batching import MicroBatcher
+from lorag.embedding.batching import BatchedInference
 from lorag.embedding.core import EmbeddingCore, EmbedJob, EmbedResult
 from lorag.embedding.settings import EmbeddingSettings
 from lorag.embedding.v1 import embedding_pb2 as pb
@@ -23,26 +22,19 @@ from lorag.embedding.v1 import embedding_pb2 as pb
 _INPUT_TYPES = {pb.INPUT_TYPE_QUERY: "query", pb.INPUT_TYPE_PASSAGE: "passage"}
 
 
-class EmbeddingServicer(ServicerBase):
+class EmbeddingServicer(BatchedInference, ServicerBase):
     SERVICES = (pb.DESCRIPTOR.services_by_name["EmbeddingService"],)
 
     def __init__(self, runtime=None, settings: EmbeddingSettings | None = None) -> None:
         super().__init__(runtime)
         self.settings = settings or EmbeddingSettings()
         self.core = EmbeddingCore(self.settings)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lorag-embed")
-        self._batcher = MicroBatcher(
-            self._run_batch, max_batch_size=self.settings.batch_max_size, wait_s=self.settings.batch_wait_s
+        self._init_batching(
+            self.core.embed_many,
+            max_batch_size=self.settings.batch_max_size,
+            wait_s=self.settings.batch_wait_s,
+            thread_name="lorag-embed",
         )
-
-    # -- batching --------------------------------------------------------------------------
-    async def _run_batch(self, jobs: list[EmbedJob]) -> list:
-        """Run a batch of jobs in the worker thread; one result or error per job."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.core.embed_many, jobs)
-
-    async def _enqueue(self, job: EmbedJob):
-        return await self._batcher.submit(job)
 
     async def _embed(self, job: EmbedJob) -> EmbedResult:
         if len(job.texts) >= self.settings.batch_max_size:  # already a full batch on its own

@@ -5,33 +5,8 @@ replica are merged by ``@serve.batch`` (``LORAG_RERANKING_BATCH_MAX_SIZE`` /
 ``LORAG_RERANKING_BATCH_WAIT_S``; ``max_ongoing_requests`` must be at least the batch size).
 """
 
-from __future__ import annotations
-
-from ray import serve
-
-from lorag.embedding.models import assigned_cpus, serving_threads
-from lorag.reranking.core import RerankJob
 from lorag.reranking.servicer import RerankingServicer
 from lorag.reranking.settings import RerankingSettings
-from lorag.serving import deployment_for
+from lorag.serving import batched_deployment
 
-
-class RerankingDeployment(RerankingServicer):
-    def __init__(self) -> None:
-        settings = RerankingSettings()
-        if not settings.num_threads and assigned_cpus():  # torch threads from the replica's CPU share
-            settings = settings.model_copy(update={"num_threads": serving_threads(assigned_cpus())})
-        super().__init__(settings=settings)
-        self._serve_batch.set_max_batch_size(settings.batch_max_size)
-        self._serve_batch.set_batch_wait_timeout_s(settings.batch_wait_s)
-        self.core.info()  # load the default model before the replica takes traffic
-
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
-    async def _serve_batch(self, jobs: list[RerankJob]) -> list:
-        return await self._run_batch(jobs)
-
-    async def _enqueue(self, job: RerankJob):
-        return await self._serve_batch(job)
-
-
-app = deployment_for("reranking", RerankingDeployment).bind()
+app = batched_deployment("reranking", RerankingServicer, RerankingSettings).bind()

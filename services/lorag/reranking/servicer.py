@@ -8,13 +8,12 @@ and by ``@serve.batch`` in the Ray Serve deployment (``lorag.reranking.deploymen
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 
 from lorag.common.errors import Unimplemented
 from lorag.common.rpc import Call, ServicerBase, rpc
 from lorag.common.tenancy import Role
 from lorag.common.v1 import common_pb2
-from lorag.embedding.batching import MicroBatcher
+from lorag.embedding.batching import BatchedInference
 from lorag.reranking.core import BI_ENCODER_COSINE, CROSS_ENCODER, RerankingCore, RerankJob, RerankResult
 from lorag.reranking.settings import RerankingSettings
 from lorag.reranking.v1 import reranking_pb2 as pb
@@ -30,25 +29,19 @@ ADAPTERS_PENDING = (
 )
 
 
-class RerankingServicer(ServicerBase):
+class RerankingServicer(BatchedInference, ServicerBase):
     SERVICES = (pb.DESCRIPTOR.services_by_name["RerankingService"],)
 
     def __init__(self, runtime=None, settings: RerankingSettings | None = None) -> None:
         super().__init__(runtime)
         self.settings = settings or RerankingSettings()
         self.core = RerankingCore(self.settings, data_dir=self.runtime.settings.data_dir)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lorag-rerank")
-        self._batcher = MicroBatcher(
-            self._run_batch, max_batch_size=self.settings.batch_max_size, wait_s=self.settings.batch_wait_s
+        self._init_batching(
+            self.core.rerank_many,
+            max_batch_size=self.settings.batch_max_size,
+            wait_s=self.settings.batch_wait_s,
+            thread_name="lorag-rerank",
         )
-
-    # -- batching --------------------------------------------------------------------------
-    async def _run_batch(self, jobs: list[RerankJob]) -> list:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.core.rerank_many, jobs)
-
-    async def _enqueue(self, job: RerankJob):
-        return await self._batcher.submit(job)
 
     async def _rerank(self, job: RerankJob) -> RerankResult:
         if len(job.passages) >= self.settings.inference_batch_size:  # fills forward passes on its own
