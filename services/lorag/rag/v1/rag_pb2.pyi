@@ -287,20 +287,22 @@ class AskStreamResponse(_message.Message):
     def __init__(self, answer_delta: _Optional[str] = ..., result: _Optional[_Union[AskResponse, _Mapping]] = ...) -> None: ...
 
 class FeedbackRequest(_message.Message):
-    __slots__ = ("answer_id", "rating", "score", "comment", "corrected_answer", "relevant_chunk_ids")
+    __slots__ = ("answer_id", "rating", "score", "comment", "corrected_answer", "relevant_chunk_ids", "irrelevant_chunk_ids")
     ANSWER_ID_FIELD_NUMBER: _ClassVar[int]
     RATING_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     COMMENT_FIELD_NUMBER: _ClassVar[int]
     CORRECTED_ANSWER_FIELD_NUMBER: _ClassVar[int]
     RELEVANT_CHUNK_IDS_FIELD_NUMBER: _ClassVar[int]
+    IRRELEVANT_CHUNK_IDS_FIELD_NUMBER: _ClassVar[int]
     answer_id: str
     rating: FeedbackRating
     score: float
     comment: str
     corrected_answer: str
     relevant_chunk_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, answer_id: _Optional[str] = ..., rating: _Optional[_Union[FeedbackRating, str]] = ..., score: _Optional[float] = ..., comment: _Optional[str] = ..., corrected_answer: _Optional[str] = ..., relevant_chunk_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    irrelevant_chunk_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, answer_id: _Optional[str] = ..., rating: _Optional[_Union[FeedbackRating, str]] = ..., score: _Optional[float] = ..., comment: _Optional[str] = ..., corrected_answer: _Optional[str] = ..., relevant_chunk_ids: _Optional[_Iterable[str]] = ..., irrelevant_chunk_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class FeedbackResponse(_message.Message):
     __slots__ = ("feedback_id",)
