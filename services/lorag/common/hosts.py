@@ -55,6 +55,10 @@ async def start_inprocess(
         for add in spec.add_functions:
             import_object(add)(servicer, server)
         names.extend(svc.full_name for svc in all_services(type(servicer)))
+    for servicer in servicers.values():
+        attach = getattr(servicer, "attach_local_services", None)
+        if attach is not None:  # the orchestrator calls its siblings in this process
+            attach(servicers)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ["", *names]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import AsyncIterator
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -55,7 +56,7 @@ def build_adapter_cache(runtime, backend: GenerationBackend, settings: Generatio
     )
 
 
-def to_input(request, call: Call) -> GenerationInput:
+def to_input(request, *, request_id: str) -> GenerationInput:
     s = request.sampling
     which = request.WhichOneof("input")
     chat = None
@@ -73,8 +74,12 @@ def to_input(request, call: Call) -> GenerationInput:
         stop=list(s.stop),
         seed=s.seed if s.HasField("seed") else None,
         repetition_penalty=s.repetition_penalty if s.HasField("repetition_penalty") else None,
-        request_id=call.metadata("x-request-id") or call.trace_id or secrets.token_hex(8),
+        request_id=request_id or secrets.token_hex(8),
     )
+
+
+def call_request_id(call: Call) -> str:
+    return call.metadata("x-request-id") or call.trace_id
 
 
 def summary_pb(chunk: Chunk) -> pb.GenerationSummary:
@@ -111,7 +116,7 @@ class GenerationServicer(ServicerBase):
 
     @rpc(Role.USER)
     async def Generate(self, request: pb.GenerateRequest, call: Call):
-        inp = to_input(request, call)
+        inp = to_input(request, request_id=call_request_id(call))
         text, ids, summary = await self.core.generate(call.tenant_id, inp)
         chunk = Chunk(text=text, token_ids=ids, summary=summary)
         return pb.GenerateResponse(
@@ -120,13 +125,7 @@ class GenerationServicer(ServicerBase):
 
     @rpc(Role.USER)
     async def GenerateStream(self, request: pb.GenerateStreamRequest, call: Call):
-        inp = to_input(request, call)
-        async for chunk in self.core.stream(call.tenant_id, inp):
-            msg = pb.GenerateStreamResponse(text=chunk.text)
-            if request.include_token_ids:
-                msg.token_ids.extend(chunk.token_ids)
-            if chunk.summary is not None:
-                msg.summary.CopyFrom(summary_pb(chunk))
+        async for msg in self.generate_stream_internal(call.tenant_id, request, call_request_id(call)):
             yield msg
 
     @rpc(Role.USER)
@@ -160,3 +159,28 @@ class GenerationServicer(ServicerBase):
 
     def replica_id(self) -> str:
         return "in-process"
+
+    # -- for other applications' DeploymentHandles (not RPCs: the proxy cannot reach them) -----
+    async def generate_stream_internal(
+        self, tenant_id: str, request: pb.GenerateStreamRequest, request_id: str = ""
+    ) -> AsyncIterator[pb.GenerateStreamResponse]:
+        """GenerateStream for the already authenticated ``tenant_id``."""
+        inp = to_input(request, request_id=request_id)
+        async for chunk in self.core.stream(tenant_id, inp):
+            msg = pb.GenerateStreamResponse(text=chunk.text)
+            if request.include_token_ids:
+                msg.token_ids.extend(chunk.token_ids)
+            if chunk.summary is not None:
+                msg.summary.CopyFrom(summary_pb(chunk))
+            yield msg
+
+    async def model_info_internal(self, model: str = "") -> dict:
+        """Limits callers need to size prompts: served model, context, prompt and output limits."""
+        self.core.check_model(model)
+        backend = self.core.backend
+        return {
+            "model": backend.model,
+            "max_context": backend.max_context(),
+            "max_prompt_tokens": self.settings.max_prompt_tokens,
+            "max_new_tokens": self.settings.max_new_tokens,
+        }

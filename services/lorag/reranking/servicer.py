@@ -55,6 +55,11 @@ class RerankingServicer(BatchedInference, ServicerBase):
     # -- RPCs ------------------------------------------------------------------------------
     @rpc(Role.USER)
     async def Rerank(self, request: pb.RerankRequest, call: Call) -> pb.RerankResponse:
+        return await self.rerank_internal(call.tenant_id, request)
+
+    # -- for other applications' DeploymentHandles (not an RPC: the proxy cannot reach it) ----
+    async def rerank_internal(self, tenant_id: str, request: pb.RerankRequest) -> pb.RerankResponse:
+        """Rerank for the already authenticated ``tenant_id``."""
         job = self.core.prepare(
             request.query,
             [p.text for p in request.passages],

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import threading
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from lorag.common import errors
+from lorag.common.remote import domain_error, inside_serve_replica
 
 log = logging.getLogger("lorag.retrieval")
 
@@ -100,15 +100,8 @@ class ServeEmbedder:
     async def _call(self, texts: list[str], model: str | None, input_type: str) -> dict:
         try:
             return await self._get_handle().embed_internal.remote(texts, model, input_type, True, True)
-        except errors.LoragError:
-            raise
         except Exception as exc:  # noqa: BLE001 - surface domain errors raised by the remote replica
-            cause = exc
-            while cause is not None and not isinstance(cause, errors.LoragError):
-                cause = getattr(cause, "cause", None) or cause.__cause__
-            if isinstance(cause, errors.LoragError):
-                raise cause from None
-            raise errors.Unavailable("the embedding service is unavailable") from exc
+            raise domain_error(exc, service="embedding") from None
 
     async def default_model(self) -> str:
         if self._default is None:
@@ -129,18 +122,6 @@ class ServeEmbedder:
 
     def tokenizer(self, model: str) -> Any:
         return self._local.tokenizer(model)
-
-
-def inside_serve_replica() -> bool:
-    if "ray" not in sys.modules:
-        return False
-    try:
-        from ray import serve
-
-        serve.get_replica_context()
-    except Exception:  # noqa: BLE001 - not in a replica (RayServeException) or Serve not usable
-        return False
-    return True
 
 
 def default_embedder(kind: str, *, app_name: str = "embedding") -> Embedder | None:

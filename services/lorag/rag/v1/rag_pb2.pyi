@@ -59,16 +59,16 @@ class Document(_message.Message):
     def __init__(self, doc_id: _Optional[str] = ..., title: _Optional[str] = ..., text: _Optional[str] = ..., data: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class IngestOptions(_message.Message):
-    __slots__ = ("chunk_size", "chunk_overlap", "embedding_model", "force")
-    CHUNK_SIZE_FIELD_NUMBER: _ClassVar[int]
-    CHUNK_OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("embedding_model", "force", "chunk_tokens", "overlap_tokens")
     EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
     FORCE_FIELD_NUMBER: _ClassVar[int]
-    chunk_size: int
-    chunk_overlap: int
+    CHUNK_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_TOKENS_FIELD_NUMBER: _ClassVar[int]
     embedding_model: str
     force: bool
-    def __init__(self, chunk_size: _Optional[int] = ..., chunk_overlap: _Optional[int] = ..., embedding_model: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+    chunk_tokens: int
+    overlap_tokens: int
+    def __init__(self, embedding_model: _Optional[str] = ..., force: _Optional[bool] = ..., chunk_tokens: _Optional[int] = ..., overlap_tokens: _Optional[int] = ...) -> None: ...
 
 class DocumentResult(_message.Message):
     __slots__ = ("doc_id", "status", "chunk_count", "error")
