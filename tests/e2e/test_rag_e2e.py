@@ -70,9 +70,14 @@ def test_ask_with_citations_and_stream(tenants):
 def test_negative_rejection_through_ray(tenants):
     clients, _ = tenants
     resp = clients["e2e-rag-a"].rag.Ask(
-        pb.AskRequest(question="What is the recommended dosage of ibuprofen for toddlers?", generation=SHORT)
+        pb.AskRequest(
+            question="What is the recommended dosage of ibuprofen for toddlers?",
+            generation=SHORT,
+            retrieval=pb.RetrievalOptions(min_relevance=1.0),
+        )
     )
     assert resp.rejected and resp.answer == REFUSAL and not resp.citations
+    assert "generate" not in [t.stage for t in resp.timings]
 
 
 def test_tenant_b_never_receives_tenant_a_chunks_or_adapter(tenants, tmp_path):

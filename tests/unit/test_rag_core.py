@@ -83,7 +83,12 @@ class Scripted:
             usage={"prompt_tokens": 10},
         )
 
-    async def generate_stream(self, tenant_id, request, *, request_id):
+    async def resolve_adapter(self, tenant_id, ref, *, request_id):
+        if ref != "bot":
+            raise errors.NotFound(f"adapter {ref!r} not found")
+        return "ver-1"
+
+    async def generate_stream(self, tenant_id, request, *, request_id, adapter_version=""):
         user = request.chat.messages[-1].content
         if "search queries" in user:  # multi-query expansion
             text = "capital city of France\n2. French capital"

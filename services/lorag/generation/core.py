@@ -192,12 +192,8 @@ class GenerationCore:
             raise NotFound(f"generation model {name!r} is not served here; served: {self.backend.model}")
 
     # -- adapters -----------------------------------------------------------------------------
-    @asynccontextmanager
-    async def adapter(self, tenant_id: str, ref: str, request_id: str) -> AsyncIterator[str]:
-        """Hold the adapter ``ref`` means for this request; yields the engine's adapter name."""
-        if not ref:
-            yield BASE
-            return
+    async def resolve_adapter(self, tenant_id: str, ref: str, request_id: str = "") -> str:
+        """The version id ``ref`` means for this request, checked to fit this service's model."""
         if self.adapters is None:
             raise Unimplemented("adapter references need the adapter registry, which is not configured")
         await self.adapters.start()  # idempotent: follows registry revisions from the first use
@@ -211,11 +207,20 @@ class GenerationCore:
                 f"adapter {ref!r} was trained for base model {resolution.base_model!r}; "
                 f"this service runs {self.backend.model!r}"
             )
-        async with self.adapters.acquire(tenant_id, resolution.version_id):
-            self.adapter_tenants[resolution.version_id] = tenant_id
+        return resolution.version_id
+
+    @asynccontextmanager
+    async def adapter(self, tenant_id: str, ref: str, request_id: str) -> AsyncIterator[str]:
+        """Hold the adapter ``ref`` means for this request; yields the engine's adapter name."""
+        if not ref:
+            yield BASE
+            return
+        version_id = await self.resolve_adapter(tenant_id, ref, request_id)
+        async with self.adapters.acquire(tenant_id, version_id):
+            self.adapter_tenants[version_id] = tenant_id
             if self.on_adapter is not None:
-                await self.on_adapter(resolution.version_id)
-            yield resolution.version_id
+                await self.on_adapter(version_id)
+            yield version_id
 
     def loaded_for(self, tenant_id: str):
         items = [

@@ -174,6 +174,11 @@ class GenerationServicer(ServicerBase):
                 msg.summary.CopyFrom(summary_pb(chunk))
             yield msg
 
+    async def resolve_adapter_internal(self, tenant_id: str, ref: str, request_id: str = "") -> str:
+        """The adapter version ``ref`` means in ``tenant_id`` (NOT_FOUND / FAILED_PRECONDITION as
+        for GenerateStream); callers use it to fail early and to route to replicas holding it."""
+        return await self.core.resolve_adapter(tenant_id, ref, request_id)
+
     async def model_info_internal(self, model: str = "") -> dict:
         """Limits callers need to size prompts: served model, context, prompt and output limits."""
         self.core.check_model(model)

@@ -39,6 +39,7 @@ MIN_CONTEXT_TOKENS = 64
 MAX_MULTI_QUERY = 5
 MAX_DOC_BYTES = 8 * 1024 * 1024
 MAX_METADATA_BYTES = 16 * 1024
+_DOC_FIELD = re.compile(r"^documents\[(\d+)\]")
 _CITE = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -379,6 +380,11 @@ class RagCore:
                 routing == "auto" and needs_retrieval(inp.question, inp.history)
             )
             info = await self.generation_info(inp.model)
+            adapter_version = ""
+            if inp.adapter_ref:  # unknown or foreign adapters fail before any retrieval work
+                adapter_version = await self.downstream.resolve_adapter(
+                    tenant_id, inp.adapter_ref, request_id=inp.request_id
+                )
         sampling = self._sampling(inp.sampling, info)
 
         passages: list[Passage] = []
@@ -437,7 +443,9 @@ class RagCore:
         parts: list[str] = []
         leading = True
         async with timings.stage("generate"):
-            stream = self.downstream.generate_stream(tenant_id, request, request_id=inp.request_id)
+            stream = self.downstream.generate_stream(
+                tenant_id, request, request_id=inp.request_id, adapter_version=adapter_version
+            )
             async for msg in stream:
                 text = msg.text
                 if final is not None:
@@ -719,23 +727,41 @@ class RagCore:
                     results[i] = DocResult(doc.doc_id, "skipped", chunk_count=existing.chunk_count)
                     continue
             todo.append((i, doc, digest))
-        if todo:
-            request = ret_pb.UpsertRequest(
-                documents=[_document_input(doc, digest) for _, doc, digest in todo],
-                embedding_model=options.embedding_model,
-            )
-            if options.chunk_tokens or options.overlap_tokens is not None:
-                request.chunking.chunk_tokens = options.chunk_tokens
-                if options.overlap_tokens is not None:
-                    request.chunking.overlap_tokens = options.overlap_tokens
-            position = {doc.doc_id: i for i, doc, _ in todo}
-            async for msg in self.downstream.upsert_stream(tenant_id, request):
-                r = msg.result
-                ok = r.status == ret_pb.DOCUMENT_STATUS_INDEXED
-                results[position[r.doc_id]] = DocResult(
-                    r.doc_id, "indexed" if ok else "failed", r.chunk_count if ok else 0, r.error
-                )
+        while todo:
+            try:
+                await self._upsert(tenant_id, todo, options, results)
+                break
+            except InvalidArgument as exc:
+                # the batch is checked before anything is written: fail that document, retry the rest
+                match = _DOC_FIELD.match(str(exc))
+                if match is None or int(match.group(1)) >= len(todo):
+                    raise
+                i, doc, _ = todo.pop(int(match.group(1)))
+                results[i] = DocResult(doc.doc_id, "failed", error=str(exc).split(": ", 1)[-1])
         return [results[i] for i in range(len(docs))]
+
+    async def _upsert(
+        self,
+        tenant_id: str,
+        todo: list[tuple[int, DocInput, str]],
+        options: IngestOptions,
+        results: dict[int, DocResult],
+    ) -> None:
+        request = ret_pb.UpsertRequest(
+            documents=[_document_input(doc, digest) for _, doc, digest in todo],
+            embedding_model=options.embedding_model,
+        )
+        if options.chunk_tokens or options.overlap_tokens is not None:
+            request.chunking.chunk_tokens = options.chunk_tokens
+            if options.overlap_tokens is not None:
+                request.chunking.overlap_tokens = options.overlap_tokens
+        position = {doc.doc_id: i for i, doc, _ in todo}
+        async for msg in self.downstream.upsert_stream(tenant_id, request):
+            r = msg.result
+            ok = r.status == ret_pb.DOCUMENT_STATUS_INDEXED
+            results[position[r.doc_id]] = DocResult(
+                r.doc_id, "indexed" if ok else "failed", r.chunk_count if ok else 0, r.error
+            )
 
     async def _existing(self, tenant_id: str, doc_id: str, model: str):
         try:

@@ -42,8 +42,17 @@ class Downstream(Protocol):
     async def rerank(self, tenant_id: str, request: rr_pb.RerankRequest) -> rr_pb.RerankResponse: ...
 
     def generate_stream(
-        self, tenant_id: str, request: gen_pb.GenerateStreamRequest, *, request_id: str
-    ) -> AsyncIterator[gen_pb.GenerateStreamResponse]: ...
+        self,
+        tenant_id: str,
+        request: gen_pb.GenerateStreamRequest,
+        *,
+        request_id: str,
+        adapter_version: str = "",
+    ) -> AsyncIterator[gen_pb.GenerateStreamResponse]:
+        """``adapter_version`` (from :meth:`resolve_adapter`) routes to replicas holding it."""
+        ...
+
+    async def resolve_adapter(self, tenant_id: str, ref: str, *, request_id: str) -> str: ...
 
     async def generation_info(self, model: str = "") -> GenerationInfo: ...
 
@@ -116,9 +125,12 @@ class LocalDownstream:
     async def rerank(self, tenant_id, request):
         return await self._get("reranking").rerank_internal(tenant_id, request)
 
-    async def generate_stream(self, tenant_id, request, *, request_id):
+    async def generate_stream(self, tenant_id, request, *, request_id, adapter_version=""):
         async for msg in self._get("generation").generate_stream_internal(tenant_id, request, request_id):
             yield msg
+
+    async def resolve_adapter(self, tenant_id, ref, *, request_id):
+        return await self._get("generation").resolve_adapter_internal(tenant_id, ref, request_id)
 
     async def generation_info(self, model: str = "") -> GenerationInfo:
         return GenerationInfo(**await self._get("generation").model_info_internal(model))
@@ -155,14 +167,16 @@ class ServeDownstream:
         self._handles: dict[str, Any] = {}
         self._count = token_counter
 
-    def _handle(self, service: str, *, stream: bool = False):
-        key = f"{service}:{stream}"
-        if key not in self._handles:
+    def _handle(self, service: str, *, stream: bool = False, model_id: str = ""):
+        if service not in self._handles:
             from ray import serve
 
-            handle = serve.get_app_handle(self.apps[service])
-            self._handles[key] = handle.options(stream=True) if stream else handle
-        return self._handles[key]
+            self._handles[service] = serve.get_app_handle(self.apps[service])
+        handle = self._handles[service]
+        if stream or model_id:
+            # multiplexed_model_id routes to replicas that already hold that adapter version
+            handle = handle.options(stream=stream, multiplexed_model_id=model_id)
+        return handle
 
     async def _call(self, service: str, method: str, *args) -> Any:
         try:
@@ -170,9 +184,11 @@ class ServeDownstream:
         except Exception as exc:  # noqa: BLE001 - domain errors pass through, the rest is UNAVAILABLE
             raise domain_error(exc, service=service) from None
 
-    async def _stream(self, service: str, method: str, *args) -> AsyncIterator[Any]:
+    async def _stream(self, service: str, method: str, *args, model_id: str = "") -> AsyncIterator[Any]:
         try:
-            async for msg in getattr(self._handle(service, stream=True), method).remote(*args):
+            async for msg in getattr(self._handle(service, stream=True, model_id=model_id), method).remote(
+                *args
+            ):
                 yield msg
         except Exception as exc:  # noqa: BLE001 - domain errors pass through, the rest is UNAVAILABLE
             raise domain_error(exc, service=service) from None
@@ -186,8 +202,13 @@ class ServeDownstream:
     async def rerank(self, tenant_id, request):
         return await self._call("reranking", "rerank_internal", tenant_id, request)
 
-    def generate_stream(self, tenant_id, request, *, request_id):
-        return self._stream("generation", "generate_stream_internal", tenant_id, request, request_id)
+    def generate_stream(self, tenant_id, request, *, request_id, adapter_version=""):
+        return self._stream(
+            "generation", "generate_stream_internal", tenant_id, request, request_id, model_id=adapter_version
+        )
+
+    async def resolve_adapter(self, tenant_id, ref, *, request_id):
+        return await self._call("generation", "resolve_adapter_internal", tenant_id, ref, request_id)
 
     async def generation_info(self, model: str = "") -> GenerationInfo:
         return GenerationInfo(**await self._call("generation", "model_info_internal", model))
