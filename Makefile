@@ -21,7 +21,7 @@ export npm_config_cache ?= $(HOME)/.cache/npm
 
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: help install proto lint test test-fast test-integration test-e2e run bench clean
+.PHONY: help install proto lint test test-fast test-integration test-e2e run bench clean chart chart-sync chart-tools
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -74,6 +74,19 @@ run: install ## start the whole platform on embedded defaults (gRPC on 127.0.0.1
 
 bench: install ## run every benchmarks/bench_*.py; each writes reports/<name>.json and .png
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b --out reports; done
+
+# Offline Kubernetes toolkit (helm, kubectl, kubernetes-validate, checkov, yamllint, hadolint), cached.
+export K8S_TOOLS_DIR ?= $(HOME)/.cache/k8s-tools
+CHART_FILES := deploy/serve.yaml deploy/grafana/lorag-dashboard.json deploy/prometheus/lorag-rules.yaml
+
+chart-tools: ## install the offline Helm/K8s validation tools into the tool cache (~/.cache/k8s-tools)
+	tools/k8s/install-tools.sh
+
+chart-sync: ## copy deploy/serve.yaml and the Grafana/Prometheus files into charts/lorag/files/
+	cp $(CHART_FILES) charts/lorag/files/
+
+chart: chart-tools ## lint, render and validate charts/lorag for every ci/*.yaml; hadolint, promtool, checkov, yamllint
+	tools/check-chart.sh
 
 clean: ## remove the venv and caches of this checkout
 	rm -rf $(VENV) .tools .pytest_cache .ruff_cache reports
