@@ -65,9 +65,7 @@ def configure(level: str = "INFO", *, json_lines: bool = True) -> None:
     if getattr(logger, "_lorag_configured", False):
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter() if json_lines else TextFormatter()
-    )
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     logger.addHandler(handler)
     logger.setLevel(level.upper())
     logger.propagate = False

@@ -143,6 +143,15 @@ def span(name: str, *, kind: SpanKind = SpanKind.INTERNAL, **attributes: Any) ->
         yield s
 
 
+def start_span(name: str, **attributes: Any) -> trace.Span:
+    """A child span of the current one that is NOT made current; the caller ends it.
+
+    For spans that outlive a ``yield`` of an async generator (a context made current there could
+    not be restored in the consumer's next step).
+    """
+    return tracer().start_span(name, attributes=_attributes(attributes))
+
+
 def start_server_span(
     name: str, *, carrier: Mapping[str, Any] | list | None = None, **attributes: Any
 ) -> tuple[trace.Span, otel_context.Context]:
