@@ -129,6 +129,8 @@ def start(
             num_cpus=num_cpus,
             include_dashboard=False,
             log_to_driver=False,
+            # Ray's metrics agent serves ray_* (Serve's and lorag's, see lorag.common.metrics) here.
+            _metrics_export_port=settings.metrics_export_port,
             runtime_env={
                 "env_vars": env,
                 "worker_process_setup_hook": "lorag.serving.bind_grpc_to_configured_host",

@@ -1183,9 +1183,7 @@ class UploadSession:
             self._close_file()
             if self.received != self.meta.total_size:
                 obs.ADAPTERS_VALIDATION_FAILURES.labels("truncated").inc()
-                obs.ADAPTERS_UPLOADS.labels(
-                    obs.tenant_label(self.principal.tenant_id), "rejected"
-                ).inc()
+                obs.ADAPTERS_UPLOADS.labels(obs.tenant_label(self.principal.tenant_id), "rejected").inc()
                 raise InvalidArgument(
                     f"truncated upload: received {self.received} of {self.meta.total_size} bytes",
                     field="metadata.total_size",
