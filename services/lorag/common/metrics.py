@@ -283,6 +283,11 @@ RETRIEVAL_INGESTED_DOCUMENTS = counter(
     "Documents ingested, by outcome (indexed, failed).",
     ["outcome"],
 )
+RETRIEVAL_STORE_FAILURES = counter(
+    "lorag_retrieval_store_failures_total",
+    "Milvus calls that failed (connection refused, timeouts, server errors), by operation.",
+    ["operation"],
+)
 RETRIEVAL_INGEST_LATENCY = histogram(
     "lorag_retrieval_ingest_latency_seconds", "Time of one ingest request (all its documents)."
 )
