@@ -62,7 +62,17 @@ def _wait_healthy(target: str, proc, log_path: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def platform(tmp_path_factory):
+def otlp_collector():
+    """Receives the spans every Ray process exports (OTLP/HTTP on 127.0.0.1)."""
+    from tests.support.otlp import OtlpCollector
+
+    collector = OtlpCollector()
+    yield collector
+    collector.stop()
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory, otlp_collector):
     data_dir = tmp_path_factory.mktemp("lorag-e2e")
     log_path = data_dir / "serve.log"
     port, http_port, metrics_port = _free_port(), _free_port(), _free_port()
@@ -73,6 +83,8 @@ def platform(tmp_path_factory):
         LORAG_MAX_MESSAGE_BYTES=str(256 * 1024),
         LORAG_METRICS_EXPORT_PORT=str(metrics_port),
         RAY_metrics_report_interval_ms="1000",  # replicas report to Ray's agent every second
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp_collector.endpoint,
+        OTEL_BSP_SCHEDULE_DELAY="500",
         LORAG_BOOTSTRAP_API_KEY="",
         RAY_USAGE_STATS_ENABLED="0",
     )

@@ -127,3 +127,32 @@ def test_rules_load_and_dashboard_queries_parse(prometheus):
                 .replace("$tenant", ".*")
             )
             prometheus.query(expr)  # raises unless Prometheus accepts the query
+
+
+def test_one_trace_spans_the_proxy_retrieval_replica_and_embedding_replica(platform, traffic, otlp_collector):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    _, key, _ = traffic
+    with TracerProvider().get_tracer("e2e-client").start_as_current_span("client") as root:
+        carrier = {}
+        TraceContextTextMapPropagator().inject(carrier)
+        with Client(platform.target, key, timeout=120) as c:
+            c.retrieval.Search(
+                retrieval_pb2.SearchRequest(query_text="where do traces go?", top_k=1),
+                metadata=tuple(carrier.items()),
+            )
+    trace_id = format(root.get_span_context().trace_id, "032x")
+    spans = otlp_collector.trace(
+        trace_id, until=lambda ss: any(s.name == "embedding/embed_internal" for s in ss), timeout=60
+    )
+    by_id = {s.span_id: s for s in spans}
+    rpc = next(s for s in spans if s.name == "lorag.retrieval.v1.RetrievalService/Search")
+    assert rpc.parent_span_id == format(root.get_span_context().span_id, "016x")
+    hops = [s for s in spans if s.name == "embedding/embed_internal"]
+    assert hops, sorted(s.name for s in spans)
+    for hop in hops:  # embedding replica's span -> retrieval replica's `embed` -> ... -> the RPC span
+        node = by_id[hop.parent_span_id]
+        assert node.name == "embed" and node.attributes["lorag.embedder"] == "serve"
+        while node is not rpc:
+            node = by_id[node.parent_span_id]
