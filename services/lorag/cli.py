@@ -73,6 +73,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["data_dir"] = args.data_dir
     if args.host is not None:
         overrides["grpc_host"] = args.host
+    if args.metrics_export_port is not None:
+        overrides["metrics_export_port"] = args.metrics_export_port
     settings = LoragSettings(**overrides)
     created = bootstrap(settings)
     prepare_models(settings)
@@ -85,6 +87,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"lorag is serving on {endpoint.grpc_target} (gRPC)", flush=True)
     print(f"applications: {', '.join(endpoint.applications)}", flush=True)
     print(f"data dir: {settings.data_dir}", flush=True)
+    if settings.metrics_export_port:
+        print(f"metrics: http://127.0.0.1:{settings.metrics_export_port}/metrics", flush=True)
     if created:
         print("", flush=True)
         print("Bootstrap operator API key (shown once; also saved to", flush=True)
@@ -275,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=None, help="gRPC port (default $LORAG_GRPC_PORT or 9000)")
     s.add_argument("--host", default=None, help="gRPC bind address (default 127.0.0.1)")
     s.add_argument("--http-port", type=int, default=None, help="Ray Serve HTTP port on 127.0.0.1")
+    s.add_argument(
+        "--metrics-export-port",
+        type=int,
+        default=None,
+        help="Prometheus port of this Ray node: Ray Serve's and lorag's metrics ($LORAG_METRICS_EXPORT_PORT)",
+    )
     s.add_argument("--data-dir", type=Path, default=None)
     s.add_argument("--apps", nargs="*", choices=APPLICATIONS, help="subset of applications")
     s.set_defaults(func=cmd_serve)

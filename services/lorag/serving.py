@@ -121,7 +121,7 @@ def start(
     env["LORAG_DATA_DIR"] = str(settings.data_dir)
     env["LORAG_GRPC_HOST"] = settings.grpc_host
     for key, value in os.environ.items():
-        if key.startswith("LORAG_") and key not in env:
+        if key.startswith(("LORAG_", "OTEL_")) and key not in env:  # OTEL_*: trace export
             env[key] = value
     os.environ.update(env)  # the local raylet and its workers inherit the driver's environment
     if not ray.is_initialized():
@@ -129,6 +129,8 @@ def start(
             num_cpus=num_cpus,
             include_dashboard=False,
             log_to_driver=False,
+            # Ray's metrics agent serves ray_* (Serve's and lorag's, see lorag.common.metrics) here.
+            _metrics_export_port=settings.metrics_export_port,
             runtime_env={
                 "env_vars": env,
                 "worker_process_setup_hook": "lorag.serving.bind_grpc_to_configured_host",

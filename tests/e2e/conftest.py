@@ -28,8 +28,9 @@ def _free_port() -> int:
 
 
 class Platform:
-    def __init__(self, proc, target, data_dir, log_path, operator_key):
+    def __init__(self, proc, target, data_dir, log_path, operator_key, metrics_port):
         self.proc = proc
+        self.metrics_port = metrics_port  # Ray's metrics export port: ray_serve_* and lorag's
         self.target = target
         self.data_dir = data_dir
         self.log_path = log_path
@@ -61,15 +62,29 @@ def _wait_healthy(target: str, proc, log_path: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def platform(tmp_path_factory):
+def otlp_collector():
+    """Receives the spans every Ray process exports (OTLP/HTTP on 127.0.0.1)."""
+    from tests.support.otlp import OtlpCollector
+
+    collector = OtlpCollector()
+    yield collector
+    collector.stop()
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory, otlp_collector):
     data_dir = tmp_path_factory.mktemp("lorag-e2e")
     log_path = data_dir / "serve.log"
-    port, http_port = _free_port(), _free_port()
+    port, http_port, metrics_port = _free_port(), _free_port(), _free_port()
     env = dict(os.environ)
     env.update(
         LORAG_DATA_DIR=str(data_dir),
         LORAG_GRPC_PORT=str(port),
         LORAG_MAX_MESSAGE_BYTES=str(256 * 1024),
+        LORAG_METRICS_EXPORT_PORT=str(metrics_port),
+        RAY_metrics_report_interval_ms="1000",  # replicas report to Ray's agent every second
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp_collector.endpoint,
+        OTEL_BSP_SCHEDULE_DELAY="500",
         LORAG_BOOTSTRAP_API_KEY="",
         RAY_USAGE_STATS_ENABLED="0",
     )
@@ -88,7 +103,7 @@ def platform(tmp_path_factory):
     try:
         _wait_healthy(target, proc, log_path)
         key = (data_dir / "bootstrap-api-key").read_text().strip()
-        yield Platform(proc, target, data_dir, log_path, key)
+        yield Platform(proc, target, data_dir, log_path, key, metrics_port)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)

@@ -38,7 +38,8 @@ from typing import Any, Protocol
 
 from lorag.adapters.routing import Resolution, check_request_id, parse_ref
 from lorag.adapters.validation import manifest_sha256
-from lorag.common.errors import DataLoss, NotFound, OutOfRange, ResourceExhausted
+from lorag.common import metrics
+from lorag.common.errors import DataLoss, LoragError, NotFound, OutOfRange, ResourceExhausted
 
 log = logging.getLogger("lorag.adapters.cache")
 
@@ -135,6 +136,7 @@ class AdapterCache:
         max_staleness_s: float = 300.0,
         keep_files: bool = False,
         watch: bool = True,
+        service: str = "",
     ) -> None:
         if memory_budget_bytes <= 0:
             raise ValueError("memory_budget_bytes must be positive")
@@ -148,6 +150,7 @@ class AdapterCache:
         self.max_staleness_s = max_staleness_s
         self.keep_files = keep_files
         self.watch_enabled = watch
+        self.service = service or "unknown"  # the `service` label of the lorag_adapter_cache_* metrics
         self.stats = CacheStats()
         self._entries: OrderedDict[str, LoadedAdapter] = OrderedDict()
         self._loading: dict[str, asyncio.Task] = {}
@@ -175,6 +178,7 @@ class AdapterCache:
         entries, self._entries = list(self._entries.values()), OrderedDict()
         for entry in entries:
             await self._unload(entry)
+        self._record_size()
 
     # -- resolution ---------------------------------------------------------------------------
     async def resolve(self, tenant_id: str, ref: str, *, request_id: str = "") -> Resolution:
@@ -199,6 +203,7 @@ class AdapterCache:
         self._changed_at[(tenant_id, adapter_name)] = max(
             revision, self._changed_at.get((tenant_id, adapter_name), 0)
         )
+        metrics.ADAPTER_CACHE_INVALIDATIONS.labels(self.service).inc()
         for key in [k for k in self._resolved if k[0] == tenant_id and parse_ref(k[1]).name == adapter_name]:
             del self._resolved[key]
 
@@ -242,7 +247,9 @@ class AdapterCache:
                 raise NotFound(f"adapter version {version_id!r} not found")
             self._entries.move_to_end(version_id)
             self.stats.hits += 1
+            metrics.ADAPTER_CACHE_LOOKUPS.labels(self.service, "hit").inc()
             return entry
+        metrics.ADAPTER_CACHE_LOOKUPS.labels(self.service, "miss").inc()
         task = self._loading.get(version_id)
         if task is None:
             task = asyncio.create_task(self._load(tenant_id, version_id))
@@ -256,6 +263,23 @@ class AdapterCache:
         return entry
 
     async def _load(self, tenant_id: str, version_id: str) -> LoadedAdapter:
+        started = time.perf_counter()
+        try:
+            entry = await self._download_and_load(tenant_id, version_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            reason = exc.code.lower() if isinstance(exc, LoragError) else type(exc).__name__
+            metrics.ADAPTER_CACHE_LOAD_FAILURES.labels(self.service, reason).inc()
+            raise
+        metrics.ADAPTER_CACHE_LOAD_LATENCY.labels(self.service).observe(time.perf_counter() - started)
+        return entry
+
+    def _record_size(self) -> None:
+        metrics.ADAPTER_CACHE_LOADED.labels(self.service).set(len(self._entries))
+        metrics.ADAPTER_CACHE_BYTES.labels(self.service).set(self.used_bytes)
+
+    async def _download_and_load(self, tenant_id: str, version_id: str) -> LoadedAdapter:
         dest = self.download_dir / version_id
         partial = self.download_dir / f".{version_id}.partial"
         shutil.rmtree(partial, ignore_errors=True)
@@ -280,6 +304,7 @@ class AdapterCache:
         self.stats.loads += 1
         self._entries[version_id] = entry
         await self._evict(keep=version_id)
+        self._record_size()
         return entry
 
     async def _evict(self, keep: str = "") -> None:
@@ -296,7 +321,10 @@ class AdapterCache:
             victims.append(entry)
         for entry in victims:
             self.stats.evictions += 1
+            metrics.ADAPTER_CACHE_EVICTIONS.labels(self.service).inc()
             await self._unload(entry)
+        if victims:
+            self._record_size()
 
     async def _unload(self, entry: LoadedAdapter) -> None:
         if self.unloader is None:

@@ -50,12 +50,14 @@ from lorag.adapters.routing import (
     parse_ref,
 )
 from lorag.adapters.settings import AdapterSettings, BaseModelSpec
+from lorag.common import metrics as obs
 from lorag.common.auth import require_role
 from lorag.common.db import Database, utcnow
 from lorag.common.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
+    LoragError,
     NotFound,
     OutOfRange,
     ResourceExhausted,
@@ -552,6 +554,7 @@ class AdapterRegistry:
         except _NoChange:
             info = self._alias(principal.tenant_id, adapter_name, alias)
             return info, self.current_revision()
+        _count_alias_change(principal.tenant_id, alias, "set")
         self.changes.notify()
         return info, revision
 
@@ -576,6 +579,7 @@ class AdapterRegistry:
                     trace_id,
                 )
             )
+        _count_alias_change(principal.tenant_id, alias, "delete")
         self.changes.notify()
         return revision
 
@@ -623,6 +627,7 @@ class AdapterRegistry:
             )
             s.flush()
             info = _alias_info(a.name, row, target.version)
+        _count_alias_change(principal.tenant_id, alias, "rollback")
         self.changes.notify()
         return info, revision
 
@@ -820,20 +825,27 @@ class AdapterRegistry:
         field_prefix: str = "metadata.",
     ) -> tuple[VersionInfo, bool]:
         manifest = validation.manifest_sha256(hashes)
-        if expected_sha256 and expected_sha256 != manifest:
-            raise InvalidArgument(
-                f"the files hash to {manifest}, not the expected {expected_sha256}",
-                field=f"{field_prefix}expected_sha256",
+        tenant = obs.tenant_label(target.tenant_id)
+        try:
+            if expected_sha256 and expected_sha256 != manifest:
+                raise InvalidArgument(
+                    f"the files hash to {manifest}, not the expected {expected_sha256}",
+                    field=f"{field_prefix}expected_sha256",
+                )
+            info = validation.validate_adapter(
+                files,
+                base_model=target.base_model,
+                spec=target.spec,
+                kind=target.kind,
+                max_rank=self.settings.max_rank,
             )
-        info = validation.validate_adapter(
-            files,
-            base_model=target.base_model,
-            spec=target.spec,
-            kind=target.kind,
-            max_rank=self.settings.max_rank,
-        )
+        except LoragError as exc:
+            obs.ADAPTERS_VALIDATION_FAILURES.labels(validation_reason(exc)).inc()
+            obs.ADAPTERS_UPLOADS.labels(tenant, "rejected").inc()
+            raise
         existing = self._find_duplicate(target, manifest)
         if existing is not None:
+            obs.ADAPTERS_UPLOADS.labels(tenant, "duplicate").inc()
             return existing, False
         version_id = f"av_{secrets.token_hex(12)}"
         prefix = self.blobs.version_prefix(target.tenant_id, target.name, version_id)
@@ -907,10 +919,12 @@ class AdapterRegistry:
                 result = VersionInfo(v, a.name, a.kind, a.base_model)
         except _Duplicate as dup:
             self.blobs.delete_prefix(prefix)
+            obs.ADAPTERS_UPLOADS.labels(tenant, "duplicate").inc()
             return VersionInfo(dup.version, target.name, target.kind, target.base_model), False
         except BaseException:
             self.blobs.delete_prefix(prefix)
             raise
+        obs.ADAPTERS_UPLOADS.labels(tenant, "created").inc()
         self.changes.notify()
         return result, True
 
@@ -1168,6 +1182,8 @@ class UploadSession:
         try:
             self._close_file()
             if self.received != self.meta.total_size:
+                obs.ADAPTERS_VALIDATION_FAILURES.labels("truncated").inc()
+                obs.ADAPTERS_UPLOADS.labels(obs.tenant_label(self.principal.tenant_id), "rejected").inc()
                 raise InvalidArgument(
                     f"truncated upload: received {self.received} of {self.meta.total_size} bytes",
                     field="metadata.total_size",
@@ -1216,6 +1232,27 @@ class UploadSession:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+def validation_reason(exc: LoragError) -> str:
+    """The bounded ``reason`` label of a rejected upload."""
+    f = exc.field or ""
+    if f.endswith("expected_sha256"):
+        return "hash_mismatch"
+    if f == validation.CONFIG_FILE:
+        return "config"
+    if f == validation.WEIGHTS_FILE:
+        return "weights"
+    if f == "files":
+        return "files"
+    if isinstance(exc, FailedPrecondition):
+        return "base_model"
+    return "other"
+
+
+def _count_alias_change(tenant_id: str, alias: str, action: str) -> None:
+    label = alias if alias in (PRODUCTION, CANARY) else "custom"
+    obs.ADAPTERS_ALIAS_CHANGES.labels(obs.tenant_label(tenant_id), label, action).inc()
 
 
 def _check_kind(kind: str, *, field: str = "kind") -> str:

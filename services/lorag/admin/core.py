@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from lorag.common.auth import require_role
 from lorag.common.errors import InvalidArgument, NotFound
 from lorag.common.paging import decode_token, next_token, page_size
 from lorag.common.tenancy import ApiKeyRow, Principal, Quota, Role, TenantRow, TenantStore
+from lorag.common.usage import UsageRecord, UsageRecorder, totals
+
+MAX_USAGE_DAYS = 366
+DEFAULT_USAGE_DAYS = 30
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    tenant_id: str
+    start: dt.date
+    end: dt.date
+    days: list[UsageRecord]
+    totals: list[UsageRecord]
+
+
+def _date(value: str, *, field: str) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InvalidArgument(f"must be a date YYYY-MM-DD (got {value[:32]!r})", field=field) from None
 
 
 @dataclass(frozen=True)
@@ -49,6 +72,28 @@ class AdminCore:
             # Never reveal whether another tenant exists.
             raise NotFound(f"tenant {tenant_id!r} not found")
         return self.store.get_tenant(tenant_id)
+
+    def get_usage(
+        self,
+        principal: Principal,
+        usage: UsageRecorder,
+        *,
+        tenant_id: str,
+        start_date: str,
+        end_date: str,
+        today: dt.date | None = None,
+    ) -> UsageReport:
+        """Per-day and total usage of a tenant (the caller's own unless it is an operator)."""
+        require_role(principal, Role.ADMIN)
+        tenant = self.get_tenant(principal, tenant_id=tenant_id).tenant_id
+        end = _date(end_date, field="end_date") or today or dt.datetime.now(dt.UTC).date()
+        start = _date(start_date, field="start_date") or end - dt.timedelta(days=DEFAULT_USAGE_DAYS)
+        if start > end:
+            raise InvalidArgument("must not be after end_date", field="start_date")
+        if (end - start).days > MAX_USAGE_DAYS:
+            raise InvalidArgument(f"the range may span at most {MAX_USAGE_DAYS} days", field="start_date")
+        days = usage.query(tenant, start=start, end=end)
+        return UsageReport(tenant, start, end, days, totals(days))
 
     def list_tenants(self, principal: Principal, *, size: int, token: str) -> Page:
         require_role(principal, Role.OPERATOR)

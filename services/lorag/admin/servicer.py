@@ -9,6 +9,7 @@ from lorag.admin.v1 import admin_pb2 as pb
 from lorag.common.convert import timestamp_pb
 from lorag.common.rpc import Call, ServicerBase, rpc
 from lorag.common.tenancy import ApiKeyRow, Quota, Role, TenantRow
+from lorag.common.usage import UsageRecord
 from lorag.common.v1 import common_pb2
 
 _ROLE_TO_PB = {Role.USER: pb.ROLE_USER, Role.ADMIN: pb.ROLE_ADMIN, Role.OPERATOR: pb.ROLE_OPERATOR}
@@ -47,6 +48,17 @@ def key_pb(row: ApiKeyRow) -> pb.ApiKey:
         create_time=timestamp_pb(row.created_at),
         revoke_time=timestamp_pb(row.revoked_at),
         created_by=row.created_by,
+    )
+
+
+def usage_pb(r: UsageRecord) -> pb.UsageRecord:
+    return pb.UsageRecord(
+        service=r.service,
+        date=r.day.isoformat() if r.day else "",
+        requests=r.requests,
+        errors=r.errors,
+        input_tokens=r.input_tokens,
+        output_tokens=r.output_tokens,
     )
 
 
@@ -133,3 +145,21 @@ class AdminServicer(ServicerBase):
     async def WhoAmI(self, request: pb.WhoAmIRequest, call: Call):
         p = call.principal
         return pb.WhoAmIResponse(tenant_id=p.tenant_id, role=_ROLE_TO_PB[p.role], key_id=p.key_id)
+
+    @rpc(Role.ADMIN)
+    async def GetUsage(self, request: pb.GetUsageRequest, call: Call):
+        report = await asyncio.to_thread(
+            self.admin.get_usage,
+            call.principal,
+            self.runtime.usage,
+            tenant_id=request.tenant_id,
+            start_date=request.start_date,
+            end_date=request.end_date,
+        )
+        return pb.GetUsageResponse(
+            tenant_id=report.tenant_id,
+            start_date=report.start.isoformat(),
+            end_date=report.end.isoformat(),
+            days=[usage_pb(r) for r in report.days],
+            totals=[usage_pb(r) for r in report.totals],
+        )

@@ -7,12 +7,14 @@ classes that Ray Serve runs, with the standard health service and server reflect
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from lorag.apps import APPS, AppSpec, import_object
+from lorag.common import metrics
 from lorag.common.rpc import Runtime, all_services
 
 
@@ -22,6 +24,8 @@ class InProcessHost:
     port: int
     servicers: dict[str, object] = field(default_factory=dict)
     health: health.aio.HealthServicer | None = None
+    metrics_port: int | None = None
+    _metrics_server: Any = field(default=None, repr=False)
 
     @property
     def target(self) -> str:
@@ -29,6 +33,10 @@ class InProcessHost:
 
     async def stop(self, grace: float | None = 1.0) -> None:
         await self.server.stop(grace)
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+            self._metrics_server = None
 
 
 async def start_inprocess(
@@ -37,8 +45,13 @@ async def start_inprocess(
     apps: tuple[AppSpec, ...] = APPS,
     host: str | None = None,
     port: int = 0,
+    metrics_port: int | None = None,
 ) -> InProcessHost:
-    """Start a grpc.aio server hosting ``apps``; ``port=0`` picks a free port."""
+    """Start a grpc.aio server hosting ``apps``; ``port=0`` picks a free port.
+
+    Prometheus metrics are served on ``metrics_port`` (default ``LORAG_METRICS_PORT``; unset:
+    not served; 0: any free port, see ``InProcessHost.metrics_port``).
+    """
     settings = runtime.settings
     limit = settings.max_message_bytes
     server = grpc.aio.server(
@@ -69,4 +82,10 @@ async def start_inprocess(
     )
     bound = server.add_insecure_port(f"{host or settings.grpc_host}:{port}")
     await server.start()
-    return InProcessHost(server=server, port=bound, servicers=servicers, health=health_servicer)
+    result = InProcessHost(server=server, port=bound, servicers=servicers, health=health_servicer)
+    metrics_port = settings.metrics_port if metrics_port is None else metrics_port
+    if metrics_port is not None:
+        result._metrics_server, result.metrics_port = metrics.serve_http(
+            metrics_port, host=settings.metrics_host
+        )
+    return result

@@ -13,8 +13,6 @@ import asyncio
 import functools
 import inspect
 import logging
-import re
-import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -25,7 +23,7 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
-from lorag.common import errors
+from lorag.common import errors, metrics, telemetry
 from lorag.common.auth import Authenticator, require_role
 from lorag.common.db import Database
 from lorag.common.logging import configure as configure_logging
@@ -34,20 +32,20 @@ from lorag.common.metrics import RPC_LATENCY, RPC_REQUESTS
 from lorag.common.settings import LoragSettings, load_settings
 from lorag.common.status import grpc_status
 from lorag.common.tenancy import Principal, Role, TenantStore
+from lorag.common.usage import UsageRecorder
 
 log = logging.getLogger("lorag.rpc")
-
-_TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 @dataclass
 class Runtime:
-    """Process-wide state every servicer needs: settings, registry, authenticator."""
+    """Process-wide state every servicer needs: settings, registry, authenticator, usage."""
 
     settings: LoragSettings
     db: Database
     tenants: TenantStore
     auth: Authenticator
+    usage: UsageRecorder
 
     _instances: ClassVar[dict[str, Runtime]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
@@ -61,6 +59,7 @@ class Runtime:
             db=db,
             tenants=tenants,
             auth=Authenticator(tenants, ttl_s=settings.auth_cache_ttl_s),
+            usage=UsageRecorder(db, flush_interval_s=settings.usage_flush_s),
         )
 
     @classmethod
@@ -71,8 +70,19 @@ class Runtime:
         with cls._lock:
             if key not in cls._instances:
                 configure_logging(settings.log_level, json_lines=settings.log_json)
+                configure_metrics(settings)
                 cls._instances[key] = cls.build(settings)
             return cls._instances[key]
+
+
+def configure_metrics(settings: LoragSettings) -> None:
+    """Label bounds from the settings; in a Ray worker, export through Ray's metrics agent."""
+    metrics.configure_labels(
+        tenants=settings.metrics_tenant_list,
+        max_tenants=settings.metrics_max_tenants,
+        max_adapters=settings.metrics_max_adapters,
+    )
+    metrics.enable_ray_export()
 
 
 @dataclass
@@ -117,33 +127,37 @@ def rpc(role: Role | None = Role.USER) -> Callable:
             async def stream_wrapper(self, request, grpc_context=None):
                 started = time.perf_counter()
                 call = None
+                span, ctx = self._lorag_span(name, grpc_context)
                 try:
-                    call = await self._lorag_begin(name, request, grpc_context, role)
-                    agen = fn(self, request, call)
+                    with telemetry.activate(ctx):
+                        call = await self._lorag_begin(name, request, grpc_context, role, span)
+                        agen = fn(self, request, call)
                     while True:
                         remaining = call.remaining()
                         if remaining <= 0:
                             await agen.aclose()
                             raise errors.DeadlineExceeded("deadline exceeded")
                         try:
-                            item = await asyncio.wait_for(agen.__anext__(), remaining)
+                            with telemetry.activate(ctx):  # current while the handler runs, not across yields
+                                item = await asyncio.wait_for(agen.__anext__(), remaining)
                         except StopAsyncIteration:
                             break
                         except TimeoutError:
                             raise errors.DeadlineExceeded("deadline exceeded") from None
                         yield item
                 except (asyncio.CancelledError, GeneratorExit):
-                    self._lorag_record(name, _cancel_code(call), started)
+                    self._lorag_record(name, _cancel_code(call), started, call, span)
                     raise
                 except Exception as exc:  # noqa: BLE001 - mapped to a status below
-                    code, details = self._lorag_fail(name, exc, call)
-                    self._lorag_record(name, code, started)
+                    with telemetry.activate(ctx):
+                        code, details = self._lorag_fail(name, exc, call, span)
+                    self._lorag_record(name, code, started, call, span)
                     if grpc_context is None:  # called through a handle, not over gRPC
                         raise
                     await _abort(grpc_context, code, details)
                     raise _Aborted(details) from None
                 else:
-                    self._lorag_record(name, grpc.StatusCode.OK, started)
+                    self._lorag_record(name, grpc.StatusCode.OK, started, call, span)
 
             return _finish(stream_wrapper, role)
 
@@ -151,26 +165,29 @@ def rpc(role: Role | None = Role.USER) -> Callable:
         async def unary_wrapper(self, request, grpc_context=None):
             started = time.perf_counter()
             call = None
+            span, ctx = self._lorag_span(name, grpc_context)
             try:
-                call = await self._lorag_begin(name, request, grpc_context, role)
-                remaining = call.remaining()
-                if remaining <= 0:
-                    raise errors.DeadlineExceeded("deadline exceeded")
-                try:
-                    response = await asyncio.wait_for(fn(self, request, call), remaining)
-                except TimeoutError:
-                    raise errors.DeadlineExceeded("deadline exceeded") from None
+                with telemetry.activate(ctx):
+                    call = await self._lorag_begin(name, request, grpc_context, role, span)
+                    remaining = call.remaining()
+                    if remaining <= 0:
+                        raise errors.DeadlineExceeded("deadline exceeded")
+                    try:
+                        response = await asyncio.wait_for(fn(self, request, call), remaining)
+                    except TimeoutError:
+                        raise errors.DeadlineExceeded("deadline exceeded") from None
             except asyncio.CancelledError:
-                self._lorag_record(name, _cancel_code(call), started)
+                self._lorag_record(name, _cancel_code(call), started, call, span)
                 raise
             except Exception as exc:  # noqa: BLE001 - mapped to a status below
-                code, details = self._lorag_fail(name, exc, call)
-                self._lorag_record(name, code, started)
+                with telemetry.activate(ctx):
+                    code, details = self._lorag_fail(name, exc, call, span)
+                self._lorag_record(name, code, started, call, span)
                 if grpc_context is None:  # called through a handle, not over gRPC
                     raise
                 await _abort(grpc_context, code, details)
                 return self._lorag_output_type(name)()
-            self._lorag_record(name, grpc.StatusCode.OK, started)
+            self._lorag_record(name, grpc.StatusCode.OK, started, call, span)
             return response
 
         return _finish(unary_wrapper, role)
@@ -282,10 +299,23 @@ class ServicerBase:
         _, method = self._methods[name]
         return message_factory.GetMessageClass(method.output_type)
 
-    async def _lorag_begin(self, name: str, request: Any, grpc_context: Any, role: Role | None) -> Call:
+    def _lorag_span(self, name: str, grpc_context: Any):
+        """The RPC's SERVER span, child of the caller's ``traceparent`` metadata when it sent one."""
+        metadata = list(grpc_context.invocation_metadata() or ()) if grpc_context else []
+        svc, _ = self._methods.get(name, (None, None))
+        full = svc.full_name if svc is not None else type(self).__name__
+        return telemetry.start_server_span(
+            f"{full}/{name}",
+            carrier=metadata or None,
+            **{"rpc.system": "grpc", "rpc.service": full, "rpc.method": name},
+        )
+
+    async def _lorag_begin(
+        self, name: str, request: Any, grpc_context: Any, role: Role | None, span: Any
+    ) -> Call:
         settings = self.runtime.settings
         metadata = list(grpc_context.invocation_metadata() or ()) if grpc_context else []
-        trace_id = _trace_id(metadata)
+        trace_id = telemetry.span_trace_id(span)
         service, _ = self._lorag_labels(name)
         log_context.set({"service": service, "method": name, "trace_id": trace_id})
         budget = settings.request_timeout_s
@@ -305,6 +335,7 @@ class ServicerBase:
         if role is not None:
             call.principal = await self.runtime.auth.authenticate(metadata)
             log_context.set({**(log_context.get() or {}), "tenant": call.principal.tenant_id})
+            span.set_attribute("lorag.tenant", call.principal.tenant_id)
             require_role(call.principal, role)
         size = request.ByteSize() if hasattr(request, "ByteSize") else 0
         if size > settings.max_message_bytes:
@@ -314,28 +345,28 @@ class ServicerBase:
             )
         return call
 
-    def _lorag_fail(self, name: str, exc: BaseException, call: Call | None) -> tuple[grpc.StatusCode, str]:
-        trace_id = call.trace_id if call else (log_context.get() or {}).get("trace_id", "")
-        if isinstance(exc, errors.LoragError):
+    def _lorag_fail(
+        self, name: str, exc: BaseException, call: Call | None, span: Any
+    ) -> tuple[grpc.StatusCode, str]:
+        trace_id = telemetry.span_trace_id(span) or (call.trace_id if call else "")
+        expected = isinstance(exc, errors.LoragError)
+        if expected:
             log.info("rpc failed: %s", exc, extra={"fields": {"code": exc.code}})
         else:
             log.error("unhandled error in %s", name, exc_info=exc)
+        telemetry.fail(span, exc, expected=expected)
         return grpc_status(exc, trace_id=trace_id)
 
-    def _lorag_record(self, name: str, code: grpc.StatusCode, started: float) -> None:
+    def _lorag_record(
+        self, name: str, code: grpc.StatusCode, started: float, call: Call | None, span: Any
+    ) -> None:
         service, method = self._lorag_labels(name)
         RPC_REQUESTS.labels(service, method, code.name).inc()
         RPC_LATENCY.labels(service, method).observe(time.perf_counter() - started)
-
-
-def _trace_id(metadata: list[tuple[str, Any]]) -> str:
-    for key, value in metadata:
-        if key.lower() == "traceparent":
-            value = value.decode() if isinstance(value, bytes) else value
-            match = _TRACEPARENT_RE.match(value.strip())
-            if match:
-                return match.group(1)
-    return secrets.token_hex(16)
+        if call is not None and call.principal is not None:
+            self.runtime.usage.request(call.principal.tenant_id, service, ok=code == grpc.StatusCode.OK)
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        span.end()
 
 
 async def aiter_limited(stream: AsyncIterator[Any], *, max_messages: int) -> AsyncIterator[Any]:

@@ -44,11 +44,33 @@ class LoragSettings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Python logging level.")
     log_json: bool = Field(True, description="One JSON object per log line.")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Prometheus port of the in-process host (unset: none; 0: any)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Bind address of the in-process metrics port.")
+    metrics_export_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Ray's metrics export port on this node (`lorag serve`); unset: Ray picks one.",
+    )
+    metrics_tenants: str = Field(
+        "", description="Comma-separated tenants that get their own metric label; the rest are `other`."
+    )
+    metrics_max_tenants: int = Field(
+        100, ge=0, description="Without metrics_tenants: the first N tenants seen get their own label."
+    )
+    metrics_max_adapters: int = Field(200, ge=0, description="Adapter versions with their own metric label.")
+    usage_flush_s: float = Field(5.0, gt=0, description="How often usage counters are added to the registry.")
 
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return Path(value).expanduser()
+
+    @property
+    def metrics_tenant_list(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.metrics_tenants.split(",") if t.strip())
 
     @property
     def resolved_models_dir(self) -> Path:

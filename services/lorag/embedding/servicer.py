@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 
+from lorag.common import telemetry
 from lorag.common.errors import InvalidArgument
+from lorag.common.metrics import EMBEDDING_BATCH_SIZE, EMBEDDING_TEXTS, EMBEDDING_TOKENS, tenant_label
 from lorag.common.rpc import Call, ServicerBase, rpc
 from lorag.common.tenancy import Role
+from lorag.common.usage import current_tenant
 from lorag.common.v1 import common_pb2
 from lorag.embedding.batching import BatchedInference
 from lorag.embedding.core import EmbeddingCore, EmbedJob, EmbedResult
@@ -30,19 +33,33 @@ class EmbeddingServicer(BatchedInference, ServicerBase):
         self.settings = settings or EmbeddingSettings()
         self.core = EmbeddingCore(self.settings)
         self._init_batching(
-            self.core.embed_many,
+            self._embed_many,
             max_batch_size=self.settings.batch_max_size,
             wait_s=self.settings.batch_wait_s,
             thread_name="lorag-embed",
         )
 
+    def _embed_many(self, jobs: list[EmbedJob]) -> list:
+        sizes: dict[str, int] = {}
+        for job in jobs:
+            sizes[job.model] = sizes.get(job.model, 0) + len(job.texts)
+        for model, size in sizes.items():
+            EMBEDDING_BATCH_SIZE.labels(model).observe(size)
+        return self.core.embed_many(jobs)
+
     async def _embed(self, job: EmbedJob) -> EmbedResult:
-        if len(job.texts) >= self.settings.batch_max_size:  # already a full batch on its own
-            (result,) = await self._run_batch([job])
-        else:
-            result = await self._enqueue(job)
-        if isinstance(result, BaseException):
-            raise result
+        with telemetry.span("embed", model=job.model, texts=len(job.texts), input_type=job.input_type):
+            if len(job.texts) >= self.settings.batch_max_size:  # already a full batch on its own
+                (result,) = await self._run_batch([job])
+            else:
+                result = await self._enqueue(job)
+            if isinstance(result, BaseException):
+                raise result
+        tenant = current_tenant()
+        tokens = sum(result.token_counts)
+        EMBEDDING_TEXTS.labels(tenant_label(tenant), result.model).inc(len(job.texts))
+        EMBEDDING_TOKENS.labels(tenant_label(tenant), result.model).inc(tokens)
+        self.runtime.usage.tokens(tenant, "embedding", input_tokens=tokens)
         return result
 
     # -- RPCs ------------------------------------------------------------------------------
@@ -90,6 +107,7 @@ class EmbeddingServicer(BatchedInference, ServicerBase):
         )
 
     # -- for other applications' DeploymentHandles (not an RPC: the proxy cannot reach it) ----
+    @telemetry.internal
     async def embed_internal(
         self,
         texts: list[str],

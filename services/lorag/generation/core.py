@@ -12,9 +12,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from lorag.common import metrics, telemetry
 from lorag.common.errors import (
     FailedPrecondition,
     InvalidArgument,
+    LoragError,
     NotFound,
     ResourceExhausted,
     Unimplemented,
@@ -121,6 +123,8 @@ class GenerationCore:
         #: Called with each adapter version a request uses; the Ray deployment registers it with
         #: @serve.multiplexed so requests for that version are routed to this replica.
         self.on_adapter: Callable[[str], Awaitable[None]] | None = None
+        self.inflight = 0
+        self._engine_seen = (0, 0)  # (decode steps, batch rows) already counted
 
     # -- validation ---------------------------------------------------------------------------
     def sampling(self, inp: GenerationInput) -> SamplingParams:
@@ -235,12 +239,66 @@ class GenerationCore:
         prompt = self.prompt(inp)
         self.check_length(prompt, params)
         self.limiter.acquire(tenant_id)
+        started = time.perf_counter()
+        self.inflight += 1
+        metrics.GENERATION_INFLIGHT.set(self.inflight)
+        tenant, adapter_label, finish = metrics.tenant_label(tenant_id), metrics.BASE_ADAPTER, "cancelled"
+        span = telemetry.start_span(
+            "generate", adapter_ref=inp.adapter_ref, max_new_tokens=params.max_new_tokens
+        )
         try:
             async with self.adapter(tenant_id, inp.adapter_ref, inp.request_id) as adapter:
+                version = "" if adapter == BASE else adapter
+                adapter_label = metrics.adapter_label(version)
+                span.set_attribute("lorag.adapter_version_id", version)
+                last = 0.0
                 async for chunk in self._generate(prompt, adapter, params):
+                    now = time.perf_counter()
+                    if chunk.text:
+                        if not last:
+                            metrics.GENERATION_TTFT.labels(adapter_label).observe(now - started)
+                        else:
+                            metrics.GENERATION_INTER_TOKEN.observe(now - last)
+                        last = now
+                    if chunk.summary is not None:
+                        finish = chunk.summary.finish_reason
+                        metrics.GENERATION_PROMPT_TOKENS.labels(tenant, adapter_label).inc(
+                            chunk.summary.prompt_tokens
+                        )
+                        metrics.GENERATION_GENERATED_TOKENS.labels(tenant, adapter_label).inc(
+                            chunk.summary.completion_tokens
+                        )
+                        span.set_attribute("lorag.completion_tokens", chunk.summary.completion_tokens)
                     yield chunk
+        except LoragError as exc:
+            finish = "rejected"
+            telemetry.fail(span, exc, expected=True)
+            raise
+        except Exception as exc:
+            finish = "error"
+            telemetry.fail(span, exc, expected=False)
+            raise
         finally:
             self.limiter.release(tenant_id)
+            self.inflight -= 1
+            metrics.GENERATION_INFLIGHT.set(self.inflight)
+            metrics.GENERATION_REQUESTS.labels(tenant, adapter_label, finish).inc()
+            self._count_engine_steps()
+            span.set_attribute("lorag.finish_reason", finish)
+            span.end()
+
+    def _count_engine_steps(self) -> None:
+        """Add the local engine's new decode steps and batch rows to the occupancy counters."""
+        engine = getattr(self.backend, "engine", None)
+        if engine is None:
+            return
+        steps, rows = int(getattr(engine, "steps", 0)), int(getattr(engine, "batch_rows", 0))
+        seen_steps, seen_rows = self._engine_seen
+        if steps > seen_steps:
+            metrics.GENERATION_DECODE_STEPS.inc(steps - seen_steps)
+            metrics.GENERATION_BATCH_ROWS.inc(max(0, rows - seen_rows))
+        self._engine_seen = (steps, rows)
+        metrics.GENERATION_BATCH_CAPACITY.set(getattr(engine, "max_batch_size", 0))
 
     async def _generate(self, prompt: str, adapter: str, params: SamplingParams) -> AsyncIterator[Chunk]:
         started = time.perf_counter()

@@ -53,6 +53,7 @@ def build_adapter_cache(runtime, backend: GenerationBackend, settings: Generatio
         unloader=lambda version_id, _value: backend.unload_adapter(version_id),
         memory_budget_bytes=settings.adapter_cache_bytes,
         download_dir=settings.data_dir / "adapter-cache" / f"generation-{os.getpid()}",
+        service="generation",
     )
 
 
@@ -118,6 +119,7 @@ class GenerationServicer(ServicerBase):
     async def Generate(self, request: pb.GenerateRequest, call: Call):
         inp = to_input(request, request_id=call_request_id(call))
         text, ids, summary = await self.core.generate(call.tenant_id, inp)
+        self._record_usage(call.tenant_id, summary)
         chunk = Chunk(text=text, token_ids=ids, summary=summary)
         return pb.GenerateResponse(
             text=text, token_ids=ids if request.include_token_ids else [], summary=summary_pb(chunk)
@@ -127,6 +129,14 @@ class GenerationServicer(ServicerBase):
     async def GenerateStream(self, request: pb.GenerateStreamRequest, call: Call):
         async for msg in self.generate_stream_internal(call.tenant_id, request, call_request_id(call)):
             yield msg
+
+    def _record_usage(self, tenant_id: str, summary) -> None:
+        self.runtime.usage.tokens(
+            tenant_id,
+            "generation",
+            input_tokens=summary.prompt_tokens,
+            output_tokens=summary.completion_tokens,
+        )
 
     @rpc(Role.USER)
     async def ListGenerationModels(self, request, call: Call):
@@ -172,6 +182,7 @@ class GenerationServicer(ServicerBase):
                 msg.token_ids.extend(chunk.token_ids)
             if chunk.summary is not None:
                 msg.summary.CopyFrom(summary_pb(chunk))
+                self._record_usage(tenant_id, chunk.summary)
             yield msg
 
     async def resolve_adapter_internal(self, tenant_id: str, ref: str, request_id: str = "") -> str:

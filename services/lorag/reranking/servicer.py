@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 
+from lorag.common import telemetry
 from lorag.common.errors import Unimplemented
+from lorag.common.metrics import RERANKING_PAIRS, adapter_label, tenant_label
 from lorag.common.rpc import Call, ServicerBase, rpc
 from lorag.common.tenancy import Role
+from lorag.common.usage import current_tenant
 from lorag.common.v1 import common_pb2
 from lorag.embedding.batching import BatchedInference
 from lorag.reranking.core import BI_ENCODER_COSINE, CROSS_ENCODER, RerankingCore, RerankJob, RerankResult
@@ -44,12 +47,18 @@ class RerankingServicer(BatchedInference, ServicerBase):
         )
 
     async def _rerank(self, job: RerankJob) -> RerankResult:
-        if len(job.passages) >= self.settings.inference_batch_size:  # fills forward passes on its own
-            (result,) = await self._run_batch([job])
-        else:
-            result = await self._enqueue(job)
-        if isinstance(result, BaseException):
-            raise result
+        with telemetry.span("rerank", passages=len(job.passages)):
+            if len(job.passages) >= self.settings.inference_batch_size:  # fills forward passes on its own
+                (result,) = await self._run_batch([job])
+            else:
+                result = await self._enqueue(job)
+            if isinstance(result, BaseException):
+                raise result
+        tenant = current_tenant()
+        RERANKING_PAIRS.labels(tenant_label(tenant), adapter_label(result.adapter_version_id)).inc(
+            len(job.passages)
+        )
+        self.runtime.usage.tokens(tenant, "reranking", input_tokens=result.tokens)
         return result
 
     # -- RPCs ------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import numpy as np
 
 from lorag.common import errors
 from lorag.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from lorag.common.metrics import RETRIEVAL_STORE_FAILURES
 from lorag.common.paging import decode_token, encode_token, page_size
 from lorag.common.tenancy import validate_tenant_id
 from lorag.retrieval.embedders import Embedder
@@ -268,6 +269,7 @@ def _acquire_client(uri: str, token: str, db_name: str):
                         f"cannot open the Milvus Lite data at {uri}; Milvus Lite allows one process: for "
                         "several replicas set LORAG_RETRIEVAL_LITE_MODE=server or LORAG_RETRIEVAL_MILVUS_URI"
                     ) from exc
+                RETRIEVAL_STORE_FAILURES.labels("connect").inc()
                 raise errors.Unavailable("the vector store is unavailable") from exc
             entry = _CLIENTS[key] = [client, 0]
         entry[1] += 1
@@ -357,6 +359,7 @@ class MilvusStore:
             raise
         except Exception as exc:  # noqa: BLE001 - the vector store failed; no details to clients
             log.error("Milvus %s failed", what, exc_info=exc)
+            RETRIEVAL_STORE_FAILURES.labels(what.split(" ", 1)[0]).inc()
             raise errors.Unavailable(f"the vector store failed during {what}") from exc
 
     # collections

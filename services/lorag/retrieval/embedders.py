@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from lorag.common import errors
+from lorag.common import errors, telemetry
 from lorag.common.remote import domain_error, inside_serve_replica
 
 log = logging.getLogger("lorag.retrieval")
@@ -65,11 +65,12 @@ class LocalEmbedder:
         return int(await asyncio.to_thread(lambda: self.core().dimension(model)))
 
     async def embed(self, texts: list[str], *, model: str, input_type: str) -> np.ndarray:
-        result = await asyncio.to_thread(
-            lambda: self.core().embed(
-                texts, model=model, input_type=input_type, normalize=True, truncate=True
+        with telemetry.span("embed", embedder="local", model=model, texts=len(texts)):
+            result = await asyncio.to_thread(
+                lambda: self.core().embed(
+                    texts, model=model, input_type=input_type, normalize=True, truncate=True
+                )
             )
-        )
         return np.asarray(result.vectors, dtype=np.float32)
 
     def tokenizer(self, model: str) -> Any:
@@ -99,7 +100,10 @@ class ServeEmbedder:
 
     async def _call(self, texts: list[str], model: str | None, input_type: str) -> dict:
         try:
-            return await self._get_handle().embed_internal.remote(texts, model, input_type, True, True)
+            with telemetry.span("embed", embedder="serve", model=model or "", texts=len(texts)):
+                return await self._get_handle().embed_internal.remote(
+                    texts, model, input_type, True, True, trace_context=telemetry.inject()
+                )
         except Exception as exc:  # noqa: BLE001 - surface domain errors raised by the remote replica
             raise domain_error(exc, service="embedding") from None
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from lorag.common import metrics, telemetry
 from lorag.common.errors import InvalidArgument
 from lorag.common.rpc import Call, ServicerBase, rpc
 from lorag.common.tenancy import Role
@@ -274,7 +276,30 @@ class RetrievalServicer(ServicerBase):
         return await self.stats_internal(call.tenant_id, request)
 
     # -- internal API (DeploymentHandle callers pass the authenticated tenant) -----------------
+    @telemetry.internal
     async def upsert_stream_internal(
+        self, tenant_id: str, request: pb.UpsertRequest
+    ) -> AsyncIterator[pb.UpsertResponse]:
+        started = time.perf_counter()
+        async for out in self._upsert_stream(tenant_id, request):
+            r = out.result
+            indexed = r.status == pb.DOCUMENT_STATUS_INDEXED
+            metrics.RETRIEVAL_INGESTED_DOCUMENTS.labels("indexed" if indexed else "failed").inc()
+            if indexed:
+                metrics.RETRIEVAL_INGESTED_CHUNKS.labels(metrics.tenant_label(tenant_id)).inc(r.chunk_count)
+            yield out
+        metrics.RETRIEVAL_INGEST_LATENCY.observe(time.perf_counter() - started)
+        await self._record_stored(tenant_id)
+
+    async def _record_stored(self, tenant_id: str) -> None:
+        """Refresh the tenant's stored-chunks gauge (one count query)."""
+        core = await self.core()
+        stats = await core.stats(tenant_id)
+        metrics.RETRIEVAL_CHUNKS_STORED.labels(metrics.tenant_label(tenant_id)).set(
+            sum(st.chunk_count for st in stats)
+        )
+
+    async def _upsert_stream(
         self, tenant_id: str, request: pb.UpsertRequest
     ) -> AsyncIterator[pb.UpsertResponse]:
         pipeline = await self.ingest()
@@ -305,9 +330,11 @@ class RetrievalServicer(ServicerBase):
                 ),
             )
 
+    @telemetry.internal
     async def upsert_internal(self, tenant_id: str, request: pb.UpsertRequest) -> list[pb.UpsertResponse]:
         return [m async for m in self.upsert_stream_internal(tenant_id, request)]
 
+    @telemetry.internal
     async def delete_documents_internal(
         self, tenant_id: str, request: pb.DeleteDocumentsRequest
     ) -> pb.DeleteDocumentsResponse:
@@ -315,11 +342,19 @@ class RetrievalServicer(ServicerBase):
         docs, chunks = await core.delete_documents(
             tenant_id, list(request.doc_ids), model=request.embedding_model
         )
+        await self._record_stored(tenant_id)
         return pb.DeleteDocumentsResponse(deleted_document_count=docs, deleted_chunk_count=chunks)
 
+    @telemetry.internal
     async def search_internal(self, tenant_id: str, request: pb.SearchRequest) -> pb.SearchResponse:
         core = await self.core()
-        result = await core.search(tenant_id, search_query(request))
+        started = time.perf_counter()
+        with telemetry.span("search", top_k=request.top_k) as span:
+            result = await core.search(tenant_id, search_query(request))
+            span.set_attribute("lorag.mode", result.mode)
+            span.set_attribute("lorag.hits", len(result.hits))
+        metrics.RETRIEVAL_SEARCH_LATENCY.labels(result.mode).observe(time.perf_counter() - started)
+        metrics.RETRIEVAL_RESULTS.labels(result.mode).observe(len(result.hits))
         return pb.SearchResponse(
             hits=[hit_pb(h) for h in result.hits],
             mode=_MODES_PB[result.mode],
@@ -327,6 +362,7 @@ class RetrievalServicer(ServicerBase):
             embedding_model=result.model,
         )
 
+    @telemetry.internal
     async def get_document_internal(
         self, tenant_id: str, request: pb.GetDocumentRequest
     ) -> pb.GetDocumentResponse:
@@ -334,6 +370,7 @@ class RetrievalServicer(ServicerBase):
         doc = await core.get_document(tenant_id, request.doc_id, model=request.embedding_model)
         return pb.GetDocumentResponse(document=document_pb(doc))
 
+    @telemetry.internal
     async def list_documents_internal(
         self, tenant_id: str, request: pb.ListDocumentsRequest
     ) -> pb.ListDocumentsResponse:
@@ -350,9 +387,14 @@ class RetrievalServicer(ServicerBase):
             page=common_pb2.PageResponse(next_page_token=page.next_token),
         )
 
+    @telemetry.internal
     async def stats_internal(self, tenant_id: str, request: pb.StatsRequest) -> pb.StatsResponse:
         core = await self.core()
         stats = await core.stats(tenant_id, model=request.embedding_model)
+        if not request.embedding_model:
+            metrics.RETRIEVAL_CHUNKS_STORED.labels(metrics.tenant_label(tenant_id)).set(
+                sum(st.chunk_count for st in stats)
+            )
         return pb.StatsResponse(
             collections=[
                 pb.CollectionStats(

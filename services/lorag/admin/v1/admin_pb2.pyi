@@ -181,3 +181,43 @@ class WhoAmIResponse(_message.Message):
     role: Role
     key_id: str
     def __init__(self, tenant_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., key_id: _Optional[str] = ...) -> None: ...
+
+class GetUsageRequest(_message.Message):
+    __slots__ = ("tenant_id", "start_date", "end_date")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_DATE_FIELD_NUMBER: _ClassVar[int]
+    END_DATE_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    start_date: str
+    end_date: str
+    def __init__(self, tenant_id: _Optional[str] = ..., start_date: _Optional[str] = ..., end_date: _Optional[str] = ...) -> None: ...
+
+class UsageRecord(_message.Message):
+    __slots__ = ("service", "date", "requests", "errors", "input_tokens", "output_tokens")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    date: str
+    requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    def __init__(self, service: _Optional[str] = ..., date: _Optional[str] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ...) -> None: ...
+
+class GetUsageResponse(_message.Message):
+    __slots__ = ("tenant_id", "start_date", "end_date", "days", "totals")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_DATE_FIELD_NUMBER: _ClassVar[int]
+    END_DATE_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    start_date: str
+    end_date: str
+    days: _containers.RepeatedCompositeFieldContainer[UsageRecord]
+    totals: _containers.RepeatedCompositeFieldContainer[UsageRecord]
+    def __init__(self, tenant_id: _Optional[str] = ..., start_date: _Optional[str] = ..., end_date: _Optional[str] = ..., days: _Optional[_Iterable[_Union[UsageRecord, _Mapping]]] = ..., totals: _Optional[_Iterable[_Union[UsageRecord, _Mapping]]] = ...) -> None: ...

@@ -79,6 +79,11 @@ class AdminServiceStub:
                 request_serializer=lorag_dot_admin_dot_v1_dot_admin__pb2.WhoAmIRequest.SerializeToString,
                 response_deserializer=lorag_dot_admin_dot_v1_dot_admin__pb2.WhoAmIResponse.FromString,
                 _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/lorag.admin.v1.AdminService/GetUsage',
+                request_serializer=lorag_dot_admin_dot_v1_dot_admin__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=lorag_dot_admin_dot_v1_dot_admin__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -147,6 +152,15 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsage(self, request, context):
+        """Returns a tenant's requests and tokens per service and UTC day (for billing and quotas).
+        Admins read their own tenant; operators any tenant. A foreign tenant is NOT_FOUND for
+        admins. Counts reach the registry within LORAG_USAGE_FLUSH_S seconds of the request.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -189,6 +203,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.WhoAmI,
                     request_deserializer=lorag_dot_admin_dot_v1_dot_admin__pb2.WhoAmIRequest.FromString,
                     response_serializer=lorag_dot_admin_dot_v1_dot_admin__pb2.WhoAmIResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=lorag_dot_admin_dot_v1_dot_admin__pb2.GetUsageRequest.FromString,
+                    response_serializer=lorag_dot_admin_dot_v1_dot_admin__pb2.GetUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -412,6 +431,33 @@ class AdminService:
             '/lorag.admin.v1.AdminService/WhoAmI',
             lorag_dot_admin_dot_v1_dot_admin__pb2.WhoAmIRequest.SerializeToString,
             lorag_dot_admin_dot_v1_dot_admin__pb2.WhoAmIResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lorag.admin.v1.AdminService/GetUsage',
+            lorag_dot_admin_dot_v1_dot_admin__pb2.GetUsageRequest.SerializeToString,
+            lorag_dot_admin_dot_v1_dot_admin__pb2.GetUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,
