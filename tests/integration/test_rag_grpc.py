@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import pickle
 
 import grpc
 import pytest
@@ -45,7 +47,7 @@ async def rag(tmp_path_factory):
             )
             clients[name] = AsyncClient(host.target, resp.admin_api_key, timeout=300)
     corpus = load_corpus()
-    yield clients, corpus, runtime, data_dir
+    yield clients, corpus, runtime, host
     for c in clients.values():
         await c.close()
     await host.stop(0)
@@ -348,3 +350,108 @@ async def test_concurrent_asks_all_complete(rag, indexed):
     )
     assert len({r.answer_id for r in results}) == 3 and all(r.answer for r in results)
     assert not results[0].rejected and results[0].answer != REFUSAL
+
+
+class BoundaryHandle:
+    """A DeploymentHandle stand-in: pickled arguments and results, and a fresh context per call in
+    which none of the caller's contextvars (current span, log fields) survive — as across Ray."""
+
+    def __init__(self, target, *, stream: bool = False) -> None:
+        self.target, self.stream = target, stream
+
+    def options(self, *, stream: bool = False, multiplexed_model_id: str = ""):
+        return BoundaryHandle(self.target, stream=stream)
+
+    def __getattr__(self, name: str):
+        method, stream = getattr(self.target, name), self.stream
+
+        class Method:
+            @staticmethod
+            def remote(*args, **kwargs):
+                args, kwargs = pickle.loads(pickle.dumps((args, kwargs)))
+                loop = asyncio.get_running_loop()
+                if not stream:
+                    task = loop.create_task(method(*args, **kwargs), context=contextvars.Context())
+                    return _unpickled(task)
+                return _unpickled_stream(method(*args, **kwargs), contextvars.Context())
+
+        return Method()
+
+
+async def _unpickled(task):
+    return pickle.loads(pickle.dumps(await task))
+
+
+async def _unpickled_stream(agen, ctx):
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            item = await loop.create_task(agen.__anext__(), context=ctx)
+        except StopAsyncIteration:
+            return
+        yield pickle.loads(pickle.dumps(item))
+
+
+async def test_one_trace_covers_client_rag_and_every_service_behind_it(rag, indexed):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from lorag.common import telemetry
+    from lorag.rag.downstream import ServeDownstream
+    from lorag.rag.servicer import RagServicer
+    from lorag.rag.settings import RagSettings
+    from lorag.rag.v1 import rag_pb2_grpc
+
+    clients, _corpus, runtime, host = rag
+    provider, exporter = TracerProvider(), InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    previous = telemetry._provider
+    telemetry.use_provider(provider)
+    downstream = ServeDownstream(RagSettings())
+    downstream._handles = {app: BoundaryHandle(host.servicers[app]) for app in downstream.apps}
+    servicer = RagServicer(runtime, downstream=downstream)
+    server = grpc.aio.server()
+    rag_pb2_grpc.add_RagServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    key = clients["rag-a"].api_key
+    try:
+        async with AsyncClient(f"127.0.0.1:{port}", key, timeout=300) as client:
+            with provider.get_tracer("test").start_as_current_span("client", kind=SpanKind.CLIENT) as root:
+                carrier = {}
+                TraceContextTextMapPropagator().inject(carrier)
+                resp = await client.rag.Ask(
+                    pb.AskRequest(question=QUESTION, generation=SHORT), metadata=tuple(carrier.items())
+                )
+    finally:
+        await server.stop(0)
+        if previous is not None:
+            telemetry.use_provider(previous)
+    assert resp.answer and resp.trace_id == format(root.get_span_context().trace_id, "032x")
+    finished = [
+        s for s in exporter.get_finished_spans() if s.context.trace_id == root.get_span_context().trace_id
+    ]
+    by_id = {s.context.span_id: s for s in finished}
+    rpc = next(s for s in finished if s.name == "lorag.rag.v1.RagService/Ask")
+    assert rpc.parent.span_id == root.get_span_context().span_id
+
+    def ancestors(s):
+        out = []
+        while s.parent is not None and s.parent.span_id in by_id:
+            s = by_id[s.parent.span_id]
+            out.append(s.name)
+        return out
+
+    for hop, stage in [
+        ("embedding/embed_internal", "embed"),
+        ("retrieval/search_internal", "search"),
+        ("reranking/rerank_internal", "rerank"),
+        ("generation/generate_stream_internal", "generate"),
+    ]:
+        span = next((s for s in finished if s.name == hop), None)
+        assert span is not None, (hop, sorted({s.name for s in finished}))
+        chain = ancestors(span)
+        assert chain[0] == stage and rpc.name in chain, (hop, chain)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from lorag.common import telemetry
 from lorag.common.rpc import Call, ServicerBase, rpc
 from lorag.common.tenancy import Role
 from lorag.common.v1 import common_pb2
@@ -171,6 +172,7 @@ class GenerationServicer(ServicerBase):
         return "in-process"
 
     # -- for other applications' DeploymentHandles (not RPCs: the proxy cannot reach them) -----
+    @telemetry.internal
     async def generate_stream_internal(
         self, tenant_id: str, request: pb.GenerateStreamRequest, request_id: str = ""
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
@@ -185,11 +187,13 @@ class GenerationServicer(ServicerBase):
                 self._record_usage(tenant_id, chunk.summary)
             yield msg
 
+    @telemetry.internal
     async def resolve_adapter_internal(self, tenant_id: str, ref: str, request_id: str = "") -> str:
         """The adapter version ``ref`` means in ``tenant_id`` (NOT_FOUND / FAILED_PRECONDITION as
         for GenerateStream); callers use it to fail early and to route to replicas holding it."""
         return await self.core.resolve_adapter(tenant_id, ref, request_id)
 
+    @telemetry.internal
     async def model_info_internal(self, model: str = "") -> dict:
         """Limits callers need to size prompts: served model, context, prompt and output limits."""
         self.core.check_model(model)

@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from lorag.common import errors
+from lorag.common import errors, metrics, telemetry
 from lorag.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from lorag.generation.v1 import generation_pb2 as gen_pb
 from lorag.rag import templates
@@ -297,7 +297,8 @@ class Timings:
         """Time a stage; a downstream failure ends the request as UNAVAILABLE naming the stage."""
         started = time.perf_counter()
         try:
-            yield
+            with telemetry.span(name):
+                yield
         except (errors.Unavailable, errors.DeadlineExceeded) as exc:
             raise type(exc)(f"{name} stage failed: {exc.message}") from None
         except errors.LoragError:
@@ -306,7 +307,9 @@ class Timings:
             log.error("%s stage failed", name, exc_info=exc)
             raise errors.Unavailable(f"{name} stage failed: its service did not answer") from None
         finally:
-            self.items.append((name, (time.perf_counter() - started) * 1000))
+            elapsed = time.perf_counter() - started
+            self.items.append((name, elapsed * 1000))
+            metrics.RAG_STAGE_LATENCY.labels(name).observe(elapsed)
 
 
 # -- the pipeline --------------------------------------------------------------------------------
@@ -395,6 +398,10 @@ class RagCore:
             candidates = await self._search(tenant_id, inp, queries, timings, result)
             passages, rejected = await self._rerank(tenant_id, inp, queries[0], candidates, timings, result)
             if rejected:
+                tenant_label = metrics.tenant_label(tenant_id)
+                reason = "no_passages" if not candidates else "below_threshold"
+                metrics.RAG_REJECTIONS.labels(tenant_label, reason).inc()
+                metrics.RAG_ANSWERS.labels(tenant_label, "rejected").inc()
                 result.rejected = True
                 result.answer = REFUSAL
                 result.timings = timings.items
@@ -470,6 +477,8 @@ class RagCore:
         result.contexts = used if inp.return_contexts else []
         result.timings = timings.items
         await self._save(tenant_id, inp, result, template.name, used)
+        outcome = "answered" if result.retrieval_performed else "no_retrieval"
+        metrics.RAG_ANSWERS.labels(metrics.tenant_label(tenant_id), outcome).inc()
         yield "result", result
 
     # ---- stages ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from lorag.common import errors
+from lorag.common import errors, telemetry
 from lorag.common.remote import domain_error
 from lorag.generation.v1 import generation_pb2 as gen_pb
 from lorag.reranking.v1 import reranking_pb2 as rr_pb
@@ -180,15 +180,16 @@ class ServeDownstream:
 
     async def _call(self, service: str, method: str, *args) -> Any:
         try:
-            return await getattr(self._handle(service), method).remote(*args)
+            return await getattr(self._handle(service), method).remote(
+                *args, trace_context=telemetry.inject()
+            )
         except Exception as exc:  # noqa: BLE001 - domain errors pass through, the rest is UNAVAILABLE
             raise domain_error(exc, service=service) from None
 
     async def _stream(self, service: str, method: str, *args, model_id: str = "") -> AsyncIterator[Any]:
         try:
-            async for msg in getattr(self._handle(service, stream=True, model_id=model_id), method).remote(
-                *args
-            ):
+            handle = self._handle(service, stream=True, model_id=model_id)
+            async for msg in getattr(handle, method).remote(*args, trace_context=telemetry.inject()):
                 yield msg
         except Exception as exc:  # noqa: BLE001 - domain errors pass through, the rest is UNAVAILABLE
             raise domain_error(exc, service=service) from None

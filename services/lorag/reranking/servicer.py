@@ -67,6 +67,7 @@ class RerankingServicer(BatchedInference, ServicerBase):
         return await self.rerank_internal(call.tenant_id, request)
 
     # -- for other applications' DeploymentHandles (not an RPC: the proxy cannot reach it) ----
+    @telemetry.internal
     async def rerank_internal(self, tenant_id: str, request: pb.RerankRequest) -> pb.RerankResponse:
         """Rerank for the already authenticated ``tenant_id``."""
         job = self.core.prepare(
