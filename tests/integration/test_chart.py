@@ -263,6 +263,9 @@ def test_monitoring_objects_only_when_enabled():
             (metrics,) = [s for s in find(docs, "Service") if s["metadata"]["name"].endswith("-metrics")]
             assert monitor["spec"]["selector"]["matchLabels"].items() <= metrics["metadata"]["labels"].items()
             assert monitor["spec"]["endpoints"][0]["port"] == metrics["spec"]["ports"][0]["name"]
+            # Ray exports lorag's series as ray_lorag_*; the scrape renames them for the rules
+            (rename,) = monitor["spec"]["endpoints"][0]["metricRelabelings"]
+            assert rename["regex"] == "ray_(lorag_.*)" and rename["replacement"] == "$1"
         else:
             assert not {"ServiceMonitor", "PrometheusRule"} & kinds, values
             assert not dashboards, values
