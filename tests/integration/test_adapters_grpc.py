@@ -644,4 +644,4 @@ async def test_cli_upload_list_promote_rollback(env, adapter_dirs, capsys):
     resolved = await run("resolve", "cli-bot")
     assert "v2" in resolved
     code = await asyncio.to_thread(cli.main, [*base, "adapters", "promote", "no-such", "1"])
-    assert code == 2 and "NOT_FOUND" in capsys.readouterr().err
+    assert code == 1 and "NOT_FOUND" in capsys.readouterr().err

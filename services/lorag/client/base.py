@@ -1,32 +1,23 @@
-"""What the blocking and the asyncio clients share: channel options, metadata, service table."""
+"""What the blocking and the asyncio clients share: channel options, metadata, bound stubs, and the
+two runners that turn one description of a call into a blocking or an awaitable one."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
-DEFAULT_TIMEOUT_S = 30.0
+from lorag.client.errors import LoragClientError
+from lorag.client.retries import service_config
 
-#: Retry UNAVAILABLE (a restarting replica or proxy) with exponential backoff, on every method.
-RETRY_SERVICE_CONFIG = json.dumps(
-    {
-        "methodConfig": [
-            {
-                "name": [{}],
-                "retryPolicy": {
-                    "maxAttempts": 4,
-                    "initialBackoff": "0.2s",
-                    "maxBackoff": "2s",
-                    "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["UNAVAILABLE"],
-                },
-            }
-        ]
-    }
-)
+DEFAULT_TIMEOUT_S = 30.0
+#: Deadline of calls that run as long as their input (ingest, uploads) unless one is given.
+LONG_TIMEOUT_S = 3600.0
+
+#: The channel's retry configuration (UNAVAILABLE, idempotent RPCs only; see lorag.client.retries).
+RETRY_SERVICE_CONFIG = service_config()
 
 
 def channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
@@ -56,19 +47,6 @@ SERVICES: dict[str, ServiceInfo] = {
 }
 
 
-class LoragClientError(Exception):
-    """A failed call: the gRPC status code and the server's message."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(f"{code.name}: {message}")
-        self.code = code
-        self.message = message
-
-    @classmethod
-    def from_rpc_error(cls, exc: grpc.RpcError) -> LoragClientError:
-        return cls(exc.code(), exc.details() or "")
-
-
 def call_metadata(api_key: str | None, application: str, extra=()) -> list[tuple[str, str]]:
     md = [("application", application)]
     if api_key:
@@ -80,8 +58,9 @@ def call_metadata(api_key: str | None, application: str, extra=()) -> list[tuple
 class BoundService:
     """A stub whose calls carry the client's metadata and default deadline.
 
-    ``client.admin.WhoAmI(request)`` calls the RPC; keyword ``timeout`` and ``metadata`` override
-    or extend the defaults for one call.
+    ``client.service("admin").WhoAmI(request)`` calls the RPC and returns what gRPC returns (a
+    response, a call object for streams) and raises ``grpc.RpcError``; keyword ``timeout`` and
+    ``metadata`` override or extend the defaults for one call.
     """
 
     def __init__(self, stub: Any, *, api_key: str | None, application: str, timeout: float) -> None:
@@ -104,13 +83,142 @@ class BoundService:
         return invoke
 
 
+class SyncRunner:
+    """Runs calls to completion; gRPC failures become :class:`LoragClientError` subclasses."""
+
+    is_async = False
+
+    def unary(self, method: Callable, request: Any, convert: Callable, *, timeout: float | None = None):
+        try:
+            response = method(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            raise LoragClientError.from_rpc_error(exc) from None
+        return convert(response)
+
+    def stream(
+        self,
+        method: Callable,
+        request: Any,
+        convert: Callable[[Any], Iterable],
+        *,
+        timeout: float | None = None,
+        finish: Callable[[], Iterable] | None = None,
+    ):
+        """A generator of ``convert(message)`` items (each call gives 0+ items), then ``finish()``.
+        Leaving the loop early cancels the call."""
+
+        def generate():
+            call = method(request, timeout=timeout)
+            try:
+                for message in call:
+                    yield from convert(message)
+                if finish is not None:
+                    yield from finish()
+            except grpc.RpcError as exc:
+                raise LoragClientError.from_rpc_error(exc) from None
+            finally:
+                call.cancel()
+
+        return generate()
+
+    def pages(self, method: Callable, make_request: Callable[[str], Any], extract: Callable, *, limit=None):
+        """Every item over all pages (``extract(response) -> (items, next_token)``), up to ``limit``."""
+        items: list = []
+        token = ""
+        while True:
+            page, token = self.unary(method, make_request(token), extract)
+            items.extend(page)
+            if limit is not None and len(items) >= limit:
+                return items[:limit]
+            if not token:
+                return items
+
+    def then(self, value: Any, fn: Callable):
+        """``fn(value)``: the next step of a call made of several."""
+        return fn(value)
+
+
+class AsyncRunner:
+    """asyncio counterpart of :class:`SyncRunner`: coroutines and async generators."""
+
+    is_async = True
+
+    async def unary(self, method: Callable, request: Any, convert: Callable, *, timeout: float | None = None):
+        try:
+            response = await method(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            raise LoragClientError.from_rpc_error(exc) from None
+        return convert(response)
+
+    def stream(
+        self,
+        method: Callable,
+        request: Any,
+        convert: Callable[[Any], Iterable],
+        *,
+        timeout: float | None = None,
+        finish: Callable[[], Iterable] | None = None,
+    ):
+        async def generate():
+            call = method(request, timeout=timeout)
+            try:
+                async for message in call:
+                    for item in convert(message):
+                        yield item
+                if finish is not None:
+                    for item in finish():
+                        yield item
+            except grpc.RpcError as exc:
+                raise LoragClientError.from_rpc_error(exc) from None
+            finally:
+                call.cancel()
+
+        return generate()
+
+    async def pages(
+        self, method: Callable, make_request: Callable[[str], Any], extract: Callable, *, limit=None
+    ):
+        items: list = []
+        token = ""
+        while True:
+            page, token = await self.unary(method, make_request(token), extract)
+            items.extend(page)
+            if limit is not None and len(items) >= limit:
+                return items[:limit]
+            if not token:
+                return items
+
+    async def then(self, value: Any, fn: Callable):
+        result = fn(await value)
+        if hasattr(result, "__await__"):
+            result = await result
+        return result
+
+
 class ServiceTable:
-    """Lazily built bound stubs: ``client.admin``, ``client.embedding``, ... (see SERVICES)."""
+    """``client.admin``, ``client.embedding``, ... (see SERVICES) and ``client.service(name)``.
+
+    ``client.<name>`` is the service's high-level API (:mod:`lorag.client.services`); attribute
+    names in CamelCase (``client.admin.WhoAmI``) reach the raw bound stub's RPCs.
+    """
 
     channel: Any
     api_key: str | None
     timeout: float
     _bound: dict[str, BoundService]
+
+    def _init_apis(self, runner: SyncRunner | AsyncRunner) -> None:
+        from lorag.client import services
+
+        self._bound = {}
+        self.admin = services.AdminAPI(self, runner)
+        self.adapters = services.AdaptersAPI(self, runner)
+        self.training = services.TrainingAPI(self, runner)
+        self.embedding = services.EmbeddingAPI(self, runner)
+        self.retrieval = services.RetrievalAPI(self, runner)
+        self.reranking = services.RerankingAPI(self, runner)
+        self.generation = services.GenerationAPI(self, runner)
+        self.rag = services.RagAPI(self, runner)
 
     def service(self, name: str) -> BoundService:
         """The bound stub of service ``name`` (admin, adapters, training, embedding, ...)."""
@@ -123,8 +231,3 @@ class ServiceTable:
                 stub, api_key=self.api_key, application=info.application, timeout=self.timeout
             )
         return self._bound[name]
-
-    def __getattr__(self, name: str) -> BoundService:
-        if name in SERVICES:
-            return self.service(name)
-        raise AttributeError(name)

@@ -1,0 +1,5 @@
+import sys
+
+from lorag.cli import main
+
+sys.exit(main())
