@@ -27,6 +27,7 @@ IDEMPOTENT: dict[str, tuple[str, dict[str, bool]]] = {
             "ListApiKeys": True,
             "RevokeApiKey": True,  # revoked stays revoked
             "WhoAmI": True,
+            "GetUsage": True,
         },
     ),
     "adapters": (

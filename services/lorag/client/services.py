@@ -83,6 +83,16 @@ class AdminAPI(ServiceAPI):
 
         return self._run.unary(self._rpc("WhoAmI"), pb.WhoAmIRequest(), t.Identity.from_proto)
 
+    def usage(self, tenant_id: str = "", *, start_date: str = "", end_date: str = "") -> t.UsageReport:
+        """Requests and tokens per service and UTC day (``YYYY-MM-DD``; admins: their tenant).
+
+        >>> client.admin.usage(start_date="2026-12-01").totals[0].output_tokens
+        """
+        from lorag.admin.v1 import admin_pb2 as pb
+
+        req = pb.GetUsageRequest(tenant_id=tenant_id, start_date=start_date, end_date=end_date)
+        return self._run.unary(self._rpc("GetUsage"), req, t.UsageReport.from_proto)
+
     def create_tenant(
         self,
         tenant_id: str,

@@ -202,6 +202,45 @@ class Identity:
         return cls(m.tenant_id, enum_name(admin_pb2.Role, m.role), m.key_id, raw=m)
 
 
+@dataclass(frozen=True)
+class UsageRecord:
+    """Requests, errors and tokens of one service (on one UTC day, or over the period)."""
+
+    service: str
+    date: str
+    requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+
+    @classmethod
+    def from_proto(cls, m) -> UsageRecord:
+        return cls(m.service, m.date, m.requests, m.errors, m.input_tokens, m.output_tokens)
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """A tenant's usage over a period of UTC days, per day and service and in total."""
+
+    tenant_id: str
+    start_date: str
+    end_date: str
+    days: list[UsageRecord]
+    totals: list[UsageRecord]
+    raw: Any = _raw()
+
+    @classmethod
+    def from_proto(cls, m) -> UsageReport:
+        return cls(
+            m.tenant_id,
+            m.start_date,
+            m.end_date,
+            [UsageRecord.from_proto(d) for d in m.days],
+            [UsageRecord.from_proto(d) for d in m.totals],
+            raw=m,
+        )
+
+
 # -- adapters -------------------------------------------------------------------------------------
 
 
