@@ -87,7 +87,7 @@ def test_tenant_b_never_receives_tenant_a_chunks_or_adapter(tenants, tmp_path):
     assert resp.rejected and not resp.contexts
     up = a.adapters.UploadAdapterVersion(
         upload_requests(
-            smollm2_adapter(tmp_path / "bot", seed=5), adapter_name="e2e-bot", chunk_bytes=256 * 1024
+            smollm2_adapter(tmp_path / "bot", seed=5), adapter_name="e2e-bot", chunk_bytes=128 * 1024
         )
     )
     a.adapters.SetAlias(apb.SetAliasRequest(adapter_name="e2e-bot", alias="production", version=1))
