@@ -137,7 +137,8 @@ def _forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         plan = state.plan
         if plan is None:
             return self._lorag_peft_forward(x, *args, **kwargs)
-    if self.disable_adapters or self.merged or self.fan_in_fan_out or not plan.distinct.isdisjoint(self.lora_variant):
+    peft_only = self.disable_adapters or self.merged or self.fan_in_fan_out
+    if peft_only or not plan.distinct.isdisjoint(self.lora_variant):
         kwargs["adapter_names"] = list(plan.names)
         return self._lorag_peft_forward(x, *args, **kwargs)
     if len(x) != len(plan.names):
