@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lorag.common.errors import FailedPrecondition, InvalidArgument, Unavailable
+from lorag.embedding import models as model_files
 from lorag.generation import lora_batch
 from lorag.generation.engine import BASE, BatchEngine, SamplingParams, Sequence, TokenEvent
 from lorag.generation.models import ModelSource, weights_sha256
@@ -99,7 +100,7 @@ class LocalBackend:
             # int8 dynamic quantization of every Linear (weights int8, activations quantized on
             # the fly). peft cannot attach LoRA to quantized Linear modules, so a quantized
             # replica serves the base model only.
-            base = torch.ao.quantization.quantize_dynamic(base, {torch.nn.Linear}, dtype=torch.qint8)
+            base, self.quantized = model_files.quantize_int8(base)
         self.base = base
         self.engine = BatchEngine(base, self.tokenizer, max_batch_size=max_batch_size)
         self._adapters: OrderedDict[str, LoadedAdapterInfo] = OrderedDict()
