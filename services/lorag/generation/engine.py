@@ -94,6 +94,7 @@ class BatchEngine:
         self.idle_wait_s = idle_wait_s
         self.eos_ids = _eos_ids(tokenizer, model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
+        self.device = _device_of(model)  # batch tensors live there; sampling runs on the CPU
         self._pending: queue.Queue[Sequence] = queue.Queue()
         self._commands: queue.Queue[tuple[Callable[[], Any], threading.Event, list]] = queue.Queue()
         self._active: list[Sequence] = []
@@ -204,6 +205,7 @@ class BatchEngine:
             ids[row, width - n :] = torch.tensor(s.prompt_ids, dtype=torch.long)
             mask[row, width - n :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask, positions = ids.to(self.device), mask.to(self.device), positions.to(self.device)
         out = self._forward(
             [s.adapter for s in seqs], input_ids=ids, attention_mask=mask, position_ids=positions
         )
@@ -231,7 +233,7 @@ class BatchEngine:
 
     def _decode_step(self) -> None:
         batch = len(self._active)
-        mask = torch.cat([self._mask, torch.ones((batch, 1), dtype=torch.long)], dim=1)
+        mask = torch.cat([self._mask, torch.ones((batch, 1), dtype=torch.long, device=self.device)], dim=1)
         out = self._forward(
             [s.adapter for s in self._active],
             input_ids=self._last[:, None],
@@ -248,10 +250,11 @@ class BatchEngine:
         self._emit_and_retire(nxt)
 
     def _sample(self, seqs: list[Sequence], logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.cpu()
         chosen = torch.empty(len(seqs), dtype=torch.long)
         for row, seq in enumerate(seqs):
             chosen[row] = _sample_row(logits[row], seq)
-        return chosen
+        return chosen.to(self.device)
 
     def _emit_and_retire(self, tokens: torch.Tensor, *, start: int = 0) -> None:
         """Append ``tokens`` to rows ``start:``, then drop finished or cancelled rows."""
@@ -321,7 +324,7 @@ class BatchEngine:
         if not keep:
             self._reset_batch()
             return
-        idx = torch.tensor(keep, dtype=torch.long)
+        idx = torch.tensor(keep, dtype=torch.long, device=self.device)
         self._active = [self._active[i] for i in keep]
         self._mask = self._mask[idx]
         self._next_pos = self._next_pos[idx]
@@ -343,7 +346,13 @@ def _lpad(t: torch.Tensor, width: int, dim: int = 2) -> torch.Tensor:
         return t
     shape = list(t.shape)
     shape[dim] = missing
-    return torch.cat([torch.zeros(shape, dtype=t.dtype), t], dim=dim)
+    return torch.cat([torch.zeros(shape, dtype=t.dtype, device=t.device), t], dim=dim)
+
+
+def _device_of(model: Any) -> torch.device:
+    for param in model.parameters():
+        return param.device
+    return torch.device("cpu")
 
 
 def _cache_of(out: Any) -> Any:

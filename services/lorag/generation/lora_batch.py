@@ -65,7 +65,7 @@ class _Stack:
         if active == self.names:
             a, b = self.a, self.b
         else:
-            cols = torch.cat([torch.arange(*self.spans[n]) for n in active])
+            cols = torch.cat([torch.arange(*self.spans[n], device=self.a.device) for n in active])
             a, b = self.a.index_select(0, cols), self.b.index_select(1, cols)
         a_t, b_t = a.t().contiguous(), b.t().contiguous()
         self.selected = (active, a_t, b_t)
@@ -97,7 +97,7 @@ class _Plan:
                 lo, hi = stack.spans[name]
                 spans[name] = (start, start + hi - lo)
                 start += hi - lo
-            mask = torch.zeros(len(self.names), start, dtype=stack.a.dtype)
+            mask = torch.zeros(len(self.names), start, dtype=stack.a.dtype, device=stack.a.device)
             for row, name in enumerate(self.names):
                 span = spans.get(name)
                 if span is not None:
