@@ -441,6 +441,8 @@ def int8_tradeoff(args) -> dict:
         "greedy_identical_continuations": sum(p == 1.0 for p in prefix),
         "greedy_prefix_agreement_mean": sum(prefix) / len(prefix),
         "teacher_forced_top1_agreement": float(forced.sum() / valid.sum()),
+        # sanity check of the alignment: fp32 under teacher forcing reproduces its greedy tokens
+        "teacher_forced_fp32_self_agreement": float(((top1["fp32"] == ref) & valid).sum() / valid.sum()),
         "perplexity": {**ppl, "text_tokens": int(ids.shape[1])},
         "example": {
             "prompt": PROMPTS[0],
