@@ -2,11 +2,17 @@
 
 All figures come from one run on the same machine, side by side:
 
-1. mixed / base      tokens/s of 8 distinct adapters mixed in one batch ÷ base model alone
+1. mixed / base      tokens/s of 8 distinct adapters mixed in one batch ÷ base model alone, at
+                     equal work (every request generates exactly --max-new-tokens: end-of-sequence
+                     is ignored in these rounds), in alternating rounds, medians kept; "base" is
+                     the served model with base rows, "base_plain" the model without LoRA modules
 2. mixed / naive     mixed batching ÷ a server that calls ``set_adapter`` and ``generate`` per request
+                     (same work: ``min_new_tokens`` = ``max_new_tokens``)
 3. grpc / raw        tokens/s through the gRPC service (in-process host, and through Ray Serve's
                      gRPC proxy) ÷ raw batched ``generate`` of the same prompts
 4. hot swap          time from an alias move until requests use the new version; failed requests
+5. int8 / fp32       int8 dynamic quantization (torch.ao) of the base: tokens/s ratio, greedy
+                     token agreement with fp32 and perplexity on a fixed text
 
 Model: the default SmolLM2-135M-Instruct (converted from its PyPI package), greedy decoding.
 """
@@ -35,7 +41,27 @@ PROMPTS = [
     "Give advice to a new gardener.",
     "Summarise the rules of chess.",
     "Why do cats purr?",
+    "How does a bicycle stay upright?",
+    "Name two planets and describe them.",
+    "What is the capital of France?",
+    "Write a haiku about autumn.",
+    "Explain what a computer program is.",
+    "How do bees make honey?",
+    "Give three tips for learning a language.",
+    "Why is exercise good for health?",
 ]
+
+# Fixed text for perplexity (written for this benchmark).
+PERPLEXITY_TEXT = (
+    "The river runs through the middle of the old town. In the morning, fishermen push their boats "
+    "into the water while the bakers open their shops and the smell of fresh bread fills the narrow "
+    "streets. Children walk to school across the stone bridge, and the church bell rings eight times. "
+    "In summer, visitors come to see the castle on the hill, which was built more than six hundred "
+    "years ago to protect the valley. From its walls you can see the forest, the fields of wheat and "
+    "the mountains far away. In winter the town is quiet: snow covers the roofs, the river freezes at "
+    "its edges, and people gather in the warm cafes to drink coffee and talk about the news. The town "
+    "library keeps books about its history, including maps that show how the streets have changed."
+)
 
 
 def _adapters(base_dir: Path, root: Path, n: int) -> list[Path]:
@@ -56,7 +82,21 @@ def _adapters(base_dir: Path, root: Path, n: int) -> list[Path]:
     return out
 
 
-def _run_engine(engine, tok, items, max_new_tokens: int) -> tuple[int, float]:
+def _median_round(runs: list[tuple[int, float]]) -> tuple[int, float]:
+    return sorted(runs, key=lambda r: r[0] / r[1])[len(runs) // 2]
+
+
+def _rate(runs: list[tuple[int, float]]) -> dict:
+    tokens, seconds = _median_round(runs)
+    return {
+        "tokens": tokens,
+        "seconds": seconds,
+        "tokens_per_s": tokens / seconds,
+        "rounds_tokens_per_s": [round(t / sec, 2) for t, sec in runs],
+    }
+
+
+def _run_engine(engine, tok, items, max_new_tokens: int, *, ignore_eos: bool = False) -> tuple[int, float]:
     import threading
 
     from lorag.generation.engine import SamplingParams, Sequence
@@ -79,7 +119,8 @@ def _run_engine(engine, tok, items, max_new_tokens: int) -> tuple[int, float]:
         ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)
         if not isinstance(ids, list):
             ids = ids["input_ids"]
-        engine.submit(Sequence(list(ids), adapter, SamplingParams(max_new_tokens=max_new_tokens), sink))
+        params = SamplingParams(max_new_tokens=max_new_tokens, ignore_eos=ignore_eos)
+        engine.submit(Sequence(list(ids), adapter, params, sink))
     done.wait(3600)
     return tokens[0], time.perf_counter() - started
 
@@ -106,25 +147,34 @@ def engine_ratios(args, work: Path) -> dict:
     model.eval()
     lora_batch.install(model)  # as the service does: gathered multi-LoRA matmuls
     engine = BatchEngine(model, tok, max_batch_size=args.concurrency)
+    plain_engine = BatchEngine(
+        AutoModelForCausalLM.from_pretrained(base_dir).eval(), tok, max_batch_size=args.concurrency
+    )
     n = args.requests
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(n)]
     names = [f"a{i % args.adapters}" for i in range(n)]
-    # Warm up both paths with a full round each: the first passes over new shapes are slow.
-    _run_engine(engine, tok, [(p, BASE) for p in prompts], args.max_new_tokens)
-    _run_engine(engine, tok, list(zip(prompts, names, strict=True)), args.max_new_tokens)
-    # Alternate base and mixed rounds and keep the median round of each, so that load from other
-    # processes on the machine hits both sides alike.
-    base_runs, mixed_runs = [], []
+    arms = {
+        "base_plain": (plain_engine, [(p, BASE) for p in prompts]),
+        "base": (engine, [(p, BASE) for p in prompts]),
+        "mixed": (engine, list(zip(prompts, names, strict=True))),
+    }
+    # Warm up every path with a full round each: the first passes over new shapes are slow.
+    for eng, items in arms.values():
+        _run_engine(eng, tok, items, args.max_new_tokens, ignore_eos=True)
+    # Alternate the arms round by round and keep the median round of each, so that load from
+    # other processes on the machine hits every side alike. End-of-sequence is ignored, so every
+    # round decodes the same number of row-steps.
+    runs: dict[str, list[tuple[int, float]]] = {k: [] for k in arms}
     for _ in range(args.rounds):
-        base_runs.append(_run_engine(engine, tok, [(p, BASE) for p in prompts], args.max_new_tokens))
-        mixed_runs.append(
-            _run_engine(engine, tok, list(zip(prompts, names, strict=True)), args.max_new_tokens)
-        )
+        for key, (eng, items) in arms.items():
+            runs[key].append(_run_engine(eng, tok, items, args.max_new_tokens, ignore_eos=True))
     engine.close()
-    base_tokens, base_s = sorted(base_runs, key=lambda r: r[0] / r[1])[len(base_runs) // 2]
-    mixed_tokens, mixed_s = sorted(mixed_runs, key=lambda r: r[0] / r[1])[len(mixed_runs) // 2]
+    plain_engine.close()
+    if len({t for r in runs.values() for t, _ in r}) != 1:
+        raise RuntimeError("the measured arms generated different numbers of tokens")
 
-    # naive: one request at a time, switching the active adapter per request
+    # naive: one request at a time, switching the active adapter per request; the same work as
+    # the rounds above (min_new_tokens: every request generates max_new_tokens tokens)
     naive_tokens, started = 0, time.perf_counter()
     with torch.inference_mode():
         for prompt, name in zip(prompts, names, strict=True):
@@ -136,7 +186,11 @@ def engine_ratios(args, work: Path) -> dict:
                 return_dict=True,
             )
             out = model.generate(
-                **ids, max_new_tokens=args.max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
+                **ids,
+                max_new_tokens=args.max_new_tokens,
+                min_new_tokens=args.max_new_tokens,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
             )
             naive_tokens += out.shape[1] - ids["input_ids"].shape[1]
     naive_s = time.perf_counter() - started
@@ -159,8 +213,7 @@ def engine_ratios(args, work: Path) -> dict:
             raw_tokens += int((gen != tok.pad_token_id).sum())
     raw_s = time.perf_counter() - started
     return {
-        "base": {"tokens": base_tokens, "seconds": base_s, "tokens_per_s": base_tokens / base_s},
-        "mixed": {"tokens": mixed_tokens, "seconds": mixed_s, "tokens_per_s": mixed_tokens / mixed_s},
+        **{key: _rate(r) for key, r in runs.items()},
         "naive_set_adapter": {
             "tokens": naive_tokens,
             "seconds": naive_s,
@@ -309,6 +362,96 @@ def through_ray_serve(args, work: Path) -> dict:
     return {"ray_serve": {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}}
 
 
+def int8_tradeoff(args) -> dict:
+    """int8 dynamic quantization of the base vs fp32: speed, greedy agreement, perplexity."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lorag.embedding.models import quantize_int8
+    from lorag.generation.engine import BASE, BatchEngine
+    from lorag.generation.models import prepare_builtin
+    from lorag.generation.settings import GenerationSettings
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    base_dir = prepare_builtin(GenerationSettings())
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    tok.padding_side = "left"
+    fp32 = AutoModelForCausalLM.from_pretrained(base_dir).eval()
+    int8, quantized = quantize_int8(AutoModelForCausalLM.from_pretrained(base_dir).eval())
+    if not quantized:
+        return {"available": False}
+    models = {"fp32": fp32, "int8": int8}
+
+    # speed: the serving engine, equal work, alternating rounds, medians
+    prompts = [(PROMPTS[i % len(PROMPTS)], BASE) for i in range(args.requests)]
+    engines = {k: BatchEngine(m, tok, max_batch_size=args.concurrency) for k, m in models.items()}
+    for eng in engines.values():
+        _run_engine(eng, tok, prompts, args.max_new_tokens, ignore_eos=True)
+    runs: dict[str, list[tuple[int, float]]] = {k: [] for k in engines}
+    for _ in range(args.rounds):
+        for key, eng in engines.items():
+            runs[key].append(_run_engine(eng, tok, prompts, args.max_new_tokens, ignore_eos=True))
+    for eng in engines.values():
+        eng.close()
+
+    # quality: greedy continuations of every prompt (fp32 is the reference)
+    texts = [
+        tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
+        for p in PROMPTS
+    ]
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    width = enc["input_ids"].shape[1]
+    with torch.inference_mode():
+        outs = {
+            k: m.generate(
+                **enc, max_new_tokens=args.max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
+            )[:, width:]
+            for k, m in models.items()
+        }
+        # teacher-forced top-1 agreement along the fp32 continuation
+        full = torch.cat([enc["input_ids"], outs["fp32"]], 1)
+        mask = torch.cat([enc["attention_mask"], torch.ones_like(outs["fp32"])], 1)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: positions start at 0
+        top1 = {
+            k: m(input_ids=full, attention_mask=mask, position_ids=positions)
+            .logits[:, width - 1 : -1]
+            .argmax(-1)
+            for k, m in models.items()
+        }
+        # perplexity on a fixed text
+        ids = tok(PERPLEXITY_TEXT, return_tensors="pt")["input_ids"]
+        ppl = {k: float(torch.exp(m(input_ids=ids, labels=ids).loss)) for k, m in models.items()}
+    ref, got = outs["fp32"], outs["int8"]
+    # positions up to and including the first end-of-sequence of the fp32 reference
+    eos = tok.pad_token_id
+    valid = (ref == eos).long().cumsum(1) - (ref == eos).long() == 0
+    prefix = []
+    for row in range(len(PROMPTS)):
+        n = int(valid[row].sum())
+        diverge = (ref[row, :n] != got[row, :n]).nonzero()
+        prefix.append((int(diverge[0]) if len(diverge) else n) / max(n, 1))
+    forced = (top1["int8"] == top1["fp32"]) & valid
+    fp32_rate, int8_rate = _rate(runs["fp32"]), _rate(runs["int8"])
+    return {
+        "available": True,
+        "fp32": fp32_rate,
+        "int8": int8_rate,
+        "int8_over_fp32_tokens_per_s": int8_rate["tokens_per_s"] / fp32_rate["tokens_per_s"],
+        "prompts": len(PROMPTS),
+        "greedy_identical_continuations": sum(p == 1.0 for p in prefix),
+        "greedy_prefix_agreement_mean": sum(prefix) / len(prefix),
+        "teacher_forced_top1_agreement": float(forced.sum() / valid.sum()),
+        # sanity check of the alignment: fp32 under teacher forcing reproduces its greedy tokens
+        "teacher_forced_fp32_self_agreement": float(((top1["fp32"] == ref) & valid).sum() / valid.sum()),
+        "perplexity": {**ppl, "text_tokens": int(ids.shape[1])},
+        "example": {
+            "prompt": PROMPTS[0],
+            "fp32": tok.decode(ref[0], skip_special_tokens=True),
+            "int8": tok.decode(got[0], skip_special_tokens=True),
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("reports"))
@@ -316,49 +459,75 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating base/mixed rounds (median kept)")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="alternating rounds per comparison (median kept)"
+    )
+    parser.add_argument(
+        "--only",
+        choices=("all", "engine", "int8"),
+        default="all",
+        help="engine: only the in-process engine figures; int8: only the quantization trade-off",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
+    results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        print("measuring the engine (base, mixed adapters, naive, raw generate) ...", flush=True)
-        engine = engine_ratios(args, work)
-        print("measuring gRPC and hot swap ...", flush=True)
-        served = asyncio.run(grpc_and_hot_swap(args, work, sorted((work / "adapters").iterdir())))
-        print("measuring through Ray Serve's gRPC proxy ...", flush=True)
-        ray = through_ray_serve(args, work)
-    results = {**engine, **served, **ray}
+        if args.only in ("all", "engine"):
+            print("measuring the engine (base, mixed adapters, naive, raw generate) ...", flush=True)
+            results.update(engine_ratios(args, work))
+        if args.only == "all":
+            print("measuring gRPC and hot swap ...", flush=True)
+            adapter_dirs = sorted((work / "adapters").iterdir())
+            results.update(asyncio.run(grpc_and_hot_swap(args, work, adapter_dirs)))
+            print("measuring through Ray Serve's gRPC proxy ...", flush=True)
+            results.update(through_ray_serve(args, work))
+        if args.only in ("all", "int8"):
+            print("measuring int8 dynamic quantization against fp32 ...", flush=True)
+            results["quantization_int8"] = int8_tradeoff(args)
     tps = {k: v["tokens_per_s"] for k, v in results.items() if "tokens_per_s" in v}
+    quant = results.get("quantization_int8", {})
+    for key in ("fp32", "int8"):
+        if key in quant:
+            tps[f"{key}_engine"] = quant[key]["tokens_per_s"]
+    ratio_defs = {
+        "mixed_over_base": ("mixed", "base", 0.8),
+        "mixed_over_base_plain": ("mixed", "base_plain", 0.8),
+        "base_over_base_plain": ("base", "base_plain", None),
+        "mixed_over_naive": ("mixed", "naive_set_adapter", 3.0),
+        "grpc_over_raw_generate": ("grpc", "raw_generate", 0.9),
+        "ray_serve_over_raw_generate": ("ray_serve", "raw_generate", 0.9),
+        "int8_over_fp32": ("int8_engine", "fp32_engine", None),
+    }
+    ratios = {k: tps[a] / tps[b] for k, (a, b, _) in ratio_defs.items() if a in tps and b in tps}
     report = {
         "benchmark": "generation",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+        },
         "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "results": results,
-        "ratios": {
-            "mixed_over_base": tps["mixed"] / tps["base"],
-            "mixed_over_naive": tps["mixed"] / tps["naive_set_adapter"],
-            "grpc_over_raw_generate": tps["grpc"] / tps["raw_generate"],
-            "ray_serve_over_raw_generate": tps["ray_serve"] / tps["raw_generate"],
-        },
-        "targets": {
-            "mixed_over_base": 0.8,
-            "mixed_over_naive": 3.0,
-            "grpc_over_raw_generate": 0.9,
-            "ray_serve_over_raw_generate": 0.9,
-        },
+        "ratios": ratios,
+        "targets": {k: t for k, (_, _, t) in ratio_defs.items() if t is not None and k in ratios},
     }
-    (args.out / "bench_generation.json").write_text(json.dumps(report, indent=2))
+    name = "bench_generation" if args.only == "all" else f"bench_generation_{args.only}"
+    (args.out / f"{name}.json").write_text(json.dumps(report, indent=2))
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    fig, ax = plt.subplots(figsize=(9, 4))
     ax.bar(list(tps), list(tps.values()), color="#4c72b0")
+    ax.tick_params(axis="x", labelrotation=30)
     ax.set_ylabel("generated tokens / s")
     ax.set_title(f"SmolLM2-135M, greedy, {args.requests} requests, batch {args.concurrency}")
     fig.tight_layout()
-    fig.savefig(args.out / "bench_generation.png", dpi=110)
+    fig.savefig(args.out / f"{name}.png", dpi=110)
     print(json.dumps(report, indent=2))
 
 

@@ -170,3 +170,117 @@ def test_engine_runs_adapter_commands_between_steps(setup):
     assert engine.run_exclusive(lambda: sorted(engine.model.peft_config)) == ["a1", "a2"]
     with pytest.raises(ValueError):
         engine.run_exclusive(lambda: (_ for _ in ()).throw(ValueError("x")))
+
+
+@pytest.fixture(scope="module")
+def ranked(tmp_path_factory):
+    """Adapters of different ranks and module sets: a batched model and a peft reference."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base_dir = tiny_llama_dir()
+    ad = tmp_path_factory.mktemp("ranked")
+    small = make_lora(base_dir, ad / "r4", seed=11, rank=4)
+    large = make_lora(base_dir, ad / "r8", seed=12, rank=8, modules=("q_proj", "k_proj", "v_proj", "o_proj"))
+
+    def peft_model():
+        base = AutoModelForCausalLM.from_pretrained(base_dir).eval()
+        model = PeftModel.from_pretrained(base, small, adapter_name="r4")
+        model.load_adapter(large, adapter_name="r8")
+        return model.eval()
+
+    fast = peft_model()
+    lora_batch.install(fast)
+    plain = AutoModelForCausalLM.from_pretrained(base_dir).eval()
+    return fast, peft_model(), plain, AutoTokenizer.from_pretrained(base_dir)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["r4", "r8", BASE, "r8"],
+        ["r8", "r8", "r8", "r8"],  # one adapter for the whole batch
+        [BASE, "r4", BASE, BASE],  # a subset of the loaded adapters
+        ["r8", "r4", "r4", BASE],
+    ],
+)
+def test_rows_equal_peft_mixed_batches_across_ranks(ranked, names):
+    fast, reference, _, tok = ranked
+    assert lora_batch.rows_supported(fast)
+    ids = tok(
+        ["Once upon a time there", "The capital of", "def fib(n):", "Hello"],
+        return_tensors="pt",
+        padding=True,
+    )
+    with torch.no_grad():
+        with lora_batch.rows(fast, names):
+            got = fast(**ids).logits
+        want = reference(**ids, adapter_names=names).logits
+        via_names = fast(**ids, adapter_names=names).logits  # peft's argument, served by the same path
+    assert torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(via_names, want, atol=1e-5)
+    # a decoding step (one token per row) after a batch with other adapters
+    step = {k: v[:, -1:] for k, v in ids.items()}
+    with torch.no_grad(), lora_batch.rows(fast, names):
+        got_step = fast(**step).logits
+    assert torch.allclose(got_step, reference(**step, adapter_names=names).logits, atol=1e-5)
+
+
+def test_rows_of_base_only_give_the_plain_model(ranked):
+    fast, _, plain, tok = ranked
+    ids = tok(["Once upon a time there", "Hello"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        with lora_batch.rows(fast, [BASE, BASE]):
+            got = fast(**ids).logits
+        with lora_batch.rows(fast, ["r8", BASE]):
+            mixed = fast(**ids).logits
+        want = plain(**ids).logits
+    assert torch.equal(got, want)
+    assert torch.equal(mixed[1], want[1]) and not torch.allclose(mixed[0], want[0])
+
+
+def test_rows_reject_unknown_adapters_and_wrong_batch_sizes(ranked):
+    fast, _, _, tok = ranked
+    ids = tok(["Hello", "World"], return_tensors="pt")
+    with pytest.raises(ValueError, match="non-existing adapter"):
+        with lora_batch.rows(fast, ["r4", "nope"]):
+            pass
+    with pytest.raises(ValueError, match="adapter names for a batch"), torch.no_grad():
+        with lora_batch.rows(fast, ["r4"]):
+            fast(**ids)
+
+
+def test_rows_follow_adapter_unload_and_reload(ranked, tmp_path):
+    fast, _, _, tok = ranked
+    ids = tok(["Hello"], return_tensors="pt")
+    with torch.no_grad(), lora_batch.rows(fast, ["r8"]):
+        before = fast(**ids).logits
+    other = make_lora(tiny_llama_dir(), tmp_path / "other", seed=13, rank=2)
+    fast.load_adapter(other, adapter_name="r2")
+    lora_batch.install(fast)
+    assert lora_batch.rows_supported(fast)
+    with torch.no_grad():
+        with lora_batch.rows(fast, ["r8"]):
+            assert torch.allclose(fast(**ids).logits, before, atol=1e-6)
+        with lora_batch.rows(fast, ["r2"]):
+            assert not torch.allclose(fast(**ids).logits, before)
+    fast.delete_adapter("r2")
+    with torch.no_grad(), lora_batch.rows(fast, ["r8"]):
+        assert torch.allclose(fast(**ids).logits, before, atol=1e-6)
+
+
+def test_ignore_eos_generates_the_full_length(setup):
+    engine, tok, _ = setup
+    prompt = tok("Once upon a time", return_tensors="pt")
+    with torch.no_grad(), lora_batch.rows(engine.model, ["a1"]):
+        first_token = int(engine.model(**prompt).logits[0, -1].argmax())
+    saved = engine.eos_ids
+    try:
+        # Make the first greedy token an end-of-sequence token: it ends a normal run at once.
+        engine.eos_ids = {first_token}
+        (stopped,) = run(engine, tok, [("Once upon a time", "a1")], max_new_tokens=6)
+        (kept,) = run(engine, tok, [("Once upon a time", "a1")], max_new_tokens=6, ignore_eos=True)
+    finally:
+        engine.eos_ids = saved
+    assert stopped.final.finish_reason == "stop" and stopped.final.completion_tokens == 0
+    assert kept.final.finish_reason == "length" and kept.final.completion_tokens == 6

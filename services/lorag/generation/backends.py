@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Protocol
 
 from lorag.common.errors import FailedPrecondition, InvalidArgument, Unavailable
+from lorag.embedding import models as model_files
 from lorag.generation import lora_batch
 from lorag.generation.engine import BASE, BatchEngine, SamplingParams, Sequence, TokenEvent
-from lorag.generation.models import ModelSource, weights_sha256
+from lorag.generation.models import ModelSource, bnb_config, weights_sha256
 
 log = logging.getLogger("lorag.generation.backends")
 
@@ -82,6 +83,7 @@ class LocalBackend:
         max_batch_size: int = 8,
         torch_threads: int = 0,
         quantize_int8: bool = False,
+        bnb_quantization: str = "none",
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -92,14 +94,26 @@ class LocalBackend:
         self.tokenizer = AutoTokenizer.from_pretrained(source.path)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        base = AutoModelForCausalLM.from_pretrained(source.path, dtype=torch.float32)
+        if bnb_quantization != "none":
+            if quantize_int8:
+                raise FailedPrecondition(
+                    "LORAG_GENERATION_QUANTIZE_INT8 (CPU) and LORAG_GENERATION_BNB_QUANTIZATION (GPU) "
+                    "exclude each other"
+                )
+            # bitsandbytes 8/4-bit weights on the GPU; peft wraps them with its own LoRA layers, so
+            # adapters work and mixed batches take peft's adapter_names path.
+            base = AutoModelForCausalLM.from_pretrained(
+                source.path, quantization_config=bnb_config(bnb_quantization), device_map={"": 0}
+            )
+        else:
+            base = AutoModelForCausalLM.from_pretrained(source.path, dtype=torch.float32)
         base.eval()
         self.quantized = quantize_int8
         if quantize_int8:
             # int8 dynamic quantization of every Linear (weights int8, activations quantized on
             # the fly). peft cannot attach LoRA to quantized Linear modules, so a quantized
             # replica serves the base model only.
-            base = torch.ao.quantization.quantize_dynamic(base, {torch.nn.Linear}, dtype=torch.qint8)
+            base, self.quantized = model_files.quantize_int8(base)
         self.base = base
         self.engine = BatchEngine(base, self.tokenizer, max_batch_size=max_batch_size)
         self._adapters: OrderedDict[str, LoadedAdapterInfo] = OrderedDict()

@@ -3,7 +3,8 @@
 One engine thread owns the model. Each loop iteration it admits waiting requests (a batched
 prefill of the newcomers, each row with its own adapter), merges their KV cache into the running
 batch, then runs ONE decoding forward pass for every active sequence, each row with its own
-adapter through peft's ``adapter_names`` (``"__base__"`` = no adapter). Finished or cancelled
+adapter (``"__base__"`` = no adapter) through :func:`lorag.generation.lora_batch.rows`, or
+peft's ``adapter_names`` for LoRA layers that path does not cover. Finished or cancelled
 sequences leave the batch between steps, so new requests never wait for a whole batch to finish.
 
 Pure Python + torch: no grpc, no ray. Results are delivered through per-request callbacks,
@@ -12,6 +13,7 @@ called on the engine thread.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import logging
 import queue
@@ -22,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from lorag.generation import lora_batch
 
 log = logging.getLogger("lorag.generation.engine")
 
@@ -39,6 +43,7 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     repetition_penalty: float = 1.0
+    ignore_eos: bool = False  # keep going past end-of-sequence tokens (benchmarks at equal work)
 
 
 @dataclass
@@ -89,6 +94,7 @@ class BatchEngine:
         self.idle_wait_s = idle_wait_s
         self.eos_ids = _eos_ids(tokenizer, model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
+        self.device = _device_of(model)  # batch tensors live there; sampling runs on the CPU
         self._pending: queue.Queue[Sequence] = queue.Queue()
         self._commands: queue.Queue[tuple[Callable[[], Any], threading.Event, list]] = queue.Queue()
         self._active: list[Sequence] = []
@@ -182,6 +188,9 @@ class BatchEngine:
     def _forward(self, adapters: list[str], **kwargs):
         # A PeftModel called without adapter_names would apply its *active* adapter to every row.
         if hasattr(self.model, "peft_config"):
+            if lora_batch.rows_supported(self.model):
+                with lora_batch.rows(self.model, adapters):
+                    return self.model(**kwargs, use_cache=True)
             kwargs["adapter_names"] = adapters
         elif any(a != BASE for a in adapters):
             raise RuntimeError("an adapter was requested but none is loaded")
@@ -196,13 +205,14 @@ class BatchEngine:
             ids[row, width - n :] = torch.tensor(s.prompt_ids, dtype=torch.long)
             mask[row, width - n :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask, positions = ids.to(self.device), mask.to(self.device), positions.to(self.device)
         out = self._forward(
             [s.adapter for s in seqs], input_ids=ids, attention_mask=mask, position_ids=positions
         )
         logits = out.logits[:, -1, :].float()
         first = self._sample(seqs, logits)
         start = len(self._active)
-        self._merge(seqs, out.past_key_values, mask, first)
+        self._merge(seqs, _cache_of(out), mask, first)
         self._emit_and_retire(first, start=start)
 
     def _merge(self, seqs: list[Sequence], cache, mask: torch.Tensor, first: torch.Tensor) -> None:
@@ -223,15 +233,15 @@ class BatchEngine:
 
     def _decode_step(self) -> None:
         batch = len(self._active)
-        mask = torch.cat([self._mask, torch.ones((batch, 1), dtype=torch.long)], dim=1)
+        mask = torch.cat([self._mask, torch.ones((batch, 1), dtype=torch.long, device=self.device)], dim=1)
         out = self._forward(
             [s.adapter for s in self._active],
             input_ids=self._last[:, None],
             attention_mask=mask,
             position_ids=self._next_pos[:, None],
-            past_key_values=self._cache,
+            **{_cache_kwarg(self.model): self._cache},
         )
-        self._cache, self._mask = out.past_key_values, mask
+        self._cache, self._mask = _cache_of(out), mask
         self._next_pos = self._next_pos + 1
         self.steps += 1
         self.batch_rows += batch
@@ -240,10 +250,11 @@ class BatchEngine:
         self._emit_and_retire(nxt)
 
     def _sample(self, seqs: list[Sequence], logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.cpu()
         chosen = torch.empty(len(seqs), dtype=torch.long)
         for row, seq in enumerate(seqs):
             chosen[row] = _sample_row(logits[row], seq)
-        return chosen
+        return chosen.to(self.device)
 
     def _emit_and_retire(self, tokens: torch.Tensor, *, start: int = 0) -> None:
         """Append ``tokens`` to rows ``start:``, then drop finished or cancelled rows."""
@@ -264,7 +275,7 @@ class BatchEngine:
             self._select(keep)
 
     def _append(self, seq: Sequence, token: int) -> str | None:
-        if token in self.eos_ids:
+        if token in self.eos_ids and not seq.params.ignore_eos:
             self._emit(seq, final=True)
             return "stop"
         seq.out_ids.append(token)
@@ -313,7 +324,7 @@ class BatchEngine:
         if not keep:
             self._reset_batch()
             return
-        idx = torch.tensor(keep, dtype=torch.long)
+        idx = torch.tensor(keep, dtype=torch.long, device=self.device)
         self._active = [self._active[i] for i in keep]
         self._mask = self._mask[idx]
         self._next_pos = self._next_pos[idx]
@@ -335,7 +346,32 @@ def _lpad(t: torch.Tensor, width: int, dim: int = 2) -> torch.Tensor:
         return t
     shape = list(t.shape)
     shape[dim] = missing
-    return torch.cat([torch.zeros(shape, dtype=t.dtype), t], dim=dim)
+    return torch.cat([torch.zeros(shape, dtype=t.dtype, device=t.device), t], dim=dim)
+
+
+def _device_of(model: Any) -> torch.device:
+    for param in model.parameters():
+        return param.device
+    return torch.device("cpu")
+
+
+def _cache_of(out: Any) -> Any:
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
+_CACHE_KWARG: dict[type, str] = {}
+
+
+def _cache_kwarg(model: Any) -> str:
+    """``cache`` (transformers >= 5.24) or ``past_key_values``, as the model's forward names it."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    kind = type(base)
+    name = _CACHE_KWARG.get(kind)
+    if name is None:
+        params = inspect.signature(kind.forward).parameters
+        name = _CACHE_KWARG[kind] = "cache" if "cache" in params else "past_key_values"
+    return name
 
 
 def _eos_ids(tokenizer: Any, model: Any) -> set[int]:

@@ -99,6 +99,42 @@ def prepare_builtin(settings: GenerationSettings) -> Path:
         return target
 
 
+def bnb_config(mode: str, *, cuda: bool | None = None, bitsandbytes: bool | None = None):
+    """A transformers ``BitsAndBytesConfig`` for ``mode`` (int8 | nf4 | fp4) on a CUDA GPU.
+
+    Refuses with FAILED_PRECONDITION when no CUDA GPU or no bitsandbytes is present (``cuda`` and
+    ``bitsandbytes`` default to what this process finds).
+    """
+    import torch
+
+    if cuda is None:
+        cuda = torch.cuda.is_available()
+    if bitsandbytes is None:
+        bitsandbytes = importlib.util.find_spec("bitsandbytes") is not None
+    if not cuda:
+        raise FailedPrecondition(
+            f"LORAG_GENERATION_BNB_QUANTIZATION={mode} needs a CUDA GPU; none is visible to this "
+            "process (use LORAG_GENERATION_QUANTIZE_INT8 on CPU)"
+        )
+    if not bitsandbytes:
+        raise FailedPrecondition(
+            f"LORAG_GENERATION_BNB_QUANTIZATION={mode} needs bitsandbytes: pip install 'lorag[gpu]'"
+        )
+    from transformers import BitsAndBytesConfig
+
+    if mode == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    if mode in ("nf4", "fp4"):
+        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=mode,
+            bnb_4bit_compute_dtype=torch.bfloat16 if bf16 else torch.float16,
+            bnb_4bit_use_double_quant=True,
+        )
+    raise FailedPrecondition(f"unknown bitsandbytes quantization {mode!r} (int8, nf4 or fp4)")
+
+
 def build_tiny_model(target: Path, *, tokenizer_from: Path, layers: int = 2, hidden: int = 64) -> Path:
     """A small random Llama with a real tokenizer: fast plumbing tests (outputs are noise)."""
     import torch

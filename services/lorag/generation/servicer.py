@@ -39,6 +39,7 @@ def build_backend(settings: GenerationSettings) -> GenerationBackend:
         max_batch_size=settings.max_batch_size,
         torch_threads=settings.torch_threads,
         quantize_int8=settings.quantize_int8,
+        bnb_quantization=settings.bnb_quantization,
     )
 
 

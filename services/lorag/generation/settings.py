@@ -33,6 +33,11 @@ class GenerationSettings(LoragSettings):
     quantize_int8: bool = Field(
         False, description="int8 dynamic quantization of the base (CPU; serves no adapters)"
     )
+    bnb_quantization: str = Field(
+        "none",
+        pattern="^(none|int8|nf4|fp4)$",
+        description="bitsandbytes 8/4-bit base on a CUDA GPU (extra `gpu`); none = full precision",
+    )
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = number of cores")
     tgi_url: str = Field("http://127.0.0.1:8080", description="base URL of the TGI/LoRAX server")
     tgi_timeout_s: float = Field(120.0, gt=0, description="HTTP timeout towards TGI")
