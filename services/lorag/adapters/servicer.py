@@ -427,7 +427,7 @@ def training_for(runtime: Runtime) -> TrainingCore:
                     num_cpus=settings.ray_num_cpus,
                     num_gpus=settings.ray_num_gpus,
                 )
-            else:
+            elif settings.runner == "thread":
                 core_.runner = ThreadRunner(core_.run_job, workers=settings.concurrent_jobs)
             core_.recover()
             _trainings[key] = core_

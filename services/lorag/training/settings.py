@@ -51,7 +51,11 @@ class TrainingSettings(BaseSettings):
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = every available CPU.")
     max_active_jobs: int = Field(2, ge=1, description="Queued or running jobs per tenant.")
     concurrent_jobs: int = Field(1, ge=1, description="Jobs this process runs at once (thread runner).")
-    runner: Literal["thread", "ray"] = Field("thread", description="Where jobs run.")
+    runner: Literal["thread", "ray", "external"] = Field(
+        "thread",
+        description="Where jobs run: a thread of the adapters application, a Ray task, or "
+        "external (jobs wait QUEUED for `lorag train run-job <id>`, e.g. in a RayJob pod).",
+    )
     ray_num_cpus: float = Field(1.0, ge=0, description="CPUs a Ray training task asks for.")
     ray_num_gpus: float = Field(0.0, ge=0, description="GPUs a Ray training task asks for.")
     qlora: bool = Field(

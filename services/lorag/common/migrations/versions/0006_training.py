@@ -53,9 +53,7 @@ def upgrade() -> None:
         sa.Column("adapter_name", sa.String(64), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("base_model", sa.String(200), nullable=False),
-        sa.Column(
-            "dataset_id", sa.String(40), sa.ForeignKey("training_datasets.dataset_id"), nullable=False
-        ),
+        sa.Column("dataset_id", sa.String(40), sa.ForeignKey("training_datasets.dataset_id"), nullable=False),
         sa.Column("dataset_name", sa.String(64), nullable=False),
         sa.Column("dataset_version", sa.Integer, nullable=False),
         sa.Column("hyperparameters", sa.JSON, nullable=False),
@@ -99,9 +97,7 @@ def upgrade() -> None:
         sa.Column("message", sa.String(2000), nullable=False, server_default=""),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
-    op.create_index(
-        "uq_training_job_events_seq", "training_job_events", ["job_id", "sequence"], unique=True
-    )
+    op.create_index("uq_training_job_events_seq", "training_job_events", ["job_id", "sequence"], unique=True)
 
 
 def downgrade() -> None:
