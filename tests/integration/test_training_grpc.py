@@ -128,6 +128,7 @@ async def test_foreign_datasets_and_jobs_are_not_found_and_hyperparameters_check
     await expect_status(a.training.get("tj_missing"), grpc.StatusCode.NOT_FOUND)
 
 
+@pytest.mark.timeout(900)  # ~30 s on 2 idle cores; much longer on a loaded machine
 async def test_generation_adapter_trains_evaluates_registers_and_serves_as_canary(tenants, tmp_path):
     """The done-when test: a real LoRA on SmolLM2-135M, end to end."""
     a, b = tenants["train-a"], tenants["train-b"]
@@ -146,7 +147,7 @@ async def test_generation_adapter_trains_evaluates_registers_and_serves_as_canar
             "target_modules": ["q_proj", "v_proj"],
             "learning_rate": 2e-3,
             "batch_size": 8,
-            "max_steps": 10,
+            "max_steps": 8,
             "seed": 7,
             "general_data_ratio": 0.2,
         },  # fmt: skip
@@ -214,6 +215,7 @@ async def test_generation_adapter_trains_evaluates_registers_and_serves_as_canar
     await expect_status(a.training.cancel(job.job_id), grpc.StatusCode.FAILED_PRECONDITION)
 
 
+@pytest.mark.timeout(600)
 async def test_reranking_adapter_trains_against_keyword_spam(tenants, tmp_path, host):
     """A reranker adapter learns to prefer the answer over a keyword-stuffed passage."""
     core = host.servicers["adapters"].training
@@ -268,3 +270,71 @@ async def test_reranking_adapter_trains_against_keyword_spam(tenants, tmp_path, 
     finally:
         core.models.settings = saved
         core.models._tokenizers.clear()
+
+
+async def test_continuous_training_builds_datasets_from_stored_feedback(tenants, runtime):
+    from lorag.rag.store import AnswerStore, FeedbackInput
+
+    a, b = tenants["train-a"], tenants["train-b"]
+    store = AnswerStore(runtime.db)
+    for i, city in enumerate(CITIES[:10]):
+        contexts = [
+            {
+                "index": 1,
+                "chunk_id": f"c{i}a",
+                "doc_id": "d",
+                "score": 0.9,
+                "text": f"{city} codes start with ZX.",
+                "cited": True,
+            },
+            {
+                "index": 2,
+                "chunk_id": f"c{i}b",
+                "doc_id": "d",
+                "score": 0.5,
+                "text": "Opening hours are 9 to 5.",
+                "cited": False,
+            },
+        ]
+        answer_id = store.save_answer(
+            "train-a", question=f"What is the code for {city}?", answer="I do not know.", rejected=False,
+            contexts=contexts, template="default",
+        )  # fmt: skip
+        store.add_feedback(
+            "train-a",
+            FeedbackInput(
+                answer_id=answer_id,
+                rating="down",
+                corrected_answer=f"The code for {city} is ZX-{i:03d} [1].",
+                relevant_chunk_ids=[f"c{i}a"],
+                irrelevant_chunk_ids=[f"c{i}b"],
+            ),
+        )
+    gen, _ = await a.training.from_feedback("from-feedback", kind="generation")
+    assert gen.state == "ready" and gen.record_count == 10 and gen.version == 1
+    rer, _ = await a.training.from_feedback("from-feedback-rr", kind="reranking")
+    assert rer.state == "ready" and rer.record_count == 10
+    again, _ = await a.training.from_feedback("from-feedback", kind="generation")
+    assert again.version == 2 and again.sha256 == gen.sha256  # a new version of the same name
+    await expect_status(
+        a.training.from_feedback("x", kind="generation", min_records=11), grpc.StatusCode.FAILED_PRECONDITION
+    )
+    # another tenant's feedback is never read
+    details = await expect_status(
+        b.training.from_feedback("mine", kind="generation"), grpc.StatusCode.FAILED_PRECONDITION
+    )
+    assert "0 generation record(s) from 0 feedback" in details
+    # with an adapter, a job starts on the new dataset version
+    ds, job = await a.training.from_feedback(
+        "from-feedback", kind="generation", adapter="fb-bot", hyperparameters={"max_steps": 1}
+    )
+    assert (
+        job is not None
+        and job.raw.dataset.name == "from-feedback"
+        and job.raw.dataset.version == ds.version == 3
+    )
+    await a.training.cancel(job.job_id)
+    events = await watch_to_end(a, job.job_id)
+    assert events[-1].phase == "cancelled"
+    names = [x.name for x in (await a.adapters.ListAdapters(apb.ListAdaptersRequest())).adapters]
+    assert "fb-bot" not in names

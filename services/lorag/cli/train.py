@@ -177,6 +177,38 @@ def run_job(job_id: str) -> None:
         raise click.exceptions.Exit(EXIT_FAILED)
 
 
+@train.command("quantize")
+@click.option("--model", "model_name", default="", help="generation model (default: the default model)")
+@click.option(
+    "--mode", type=click.Choice(("int8", "nf4", "fp4", "bnb-int8")), default="int8", show_default=True
+)
+@click.option(
+    "--records", type=click.IntRange(1, 2000), default=24, show_default=True, help="general records scored"
+)
+def quantize(model_name: str, mode: str, records: int) -> None:
+    """Quantize a generation base model (int8 on CPU; bitsandbytes modes need a CUDA GPU) and
+    print its size and quality deltas; the int8 artifact goes under the models dir (server side)."""
+    from lorag.generation import models as gen_models
+    from lorag.generation.settings import GenerationSettings
+    from lorag.training.general import GeneralCorpus
+    from lorag.training.quantization import quantize_base
+
+    settings = GenerationSettings()
+    source = gen_models.resolve(settings, model_name or None)
+    evals = GeneralCorpus().eval_records("generation", records)
+    art = quantize_base(
+        Path(source.path), out_root=settings.resolved_models_dir, name=source.name, records=evals, mode=mode
+    )
+    click.echo(
+        f"{art.name} {art.mode}: {art.quantized_bytes / 1e6:.1f} MB vs {art.fp32_bytes / 1e6:.1f} MB float32 "
+        f"({art.size_ratio:.2f}x); loss {art.quantized_loss:.4f} vs {art.fp32_loss:.4f} "
+        f"(delta {art.loss_delta:+.4f}, perplexity x{art.perplexity_ratio:.3f}) on {art.records} "
+        "general records"
+    )
+    if art.path:
+        click.echo(f"artifact: {art.path}")
+
+
 @train.command("from-feedback")
 @click.argument("adapter")
 @click.option("--dataset", "dataset_name", required=True, help="dataset name the feedback is stored under")
