@@ -75,11 +75,14 @@ async def upload(client, tmp_path, name, records, kind="generation"):
 
 
 async def watch_to_end(client, job_id):
+    """Every event of a job; watches again from the last sequence when the server ends a stream
+    before the job ends (its request deadline)."""
     events = []
-    async for event in client.training.watch(job_id):
-        events.append(event)
-        if event.finished:
-            break
+    while not events or not events[-1].finished:  # bounded by the test's timeout
+        async for event in client.training.watch(job_id, from_sequence=events[-1].sequence if events else 0):
+            events.append(event)
+            if event.finished:
+                break
     return events
 
 
