@@ -192,9 +192,10 @@ async def test_generation_unary_and_stream(operator):
         await operator.generation.generate("hi", adapter="no-such-adapter", max_new_tokens=2)
 
 
-async def test_training_reports_unimplemented_with_the_capability(acme):
-    with pytest.raises(errors.UnimplementedError, match="training"):
-        await acme.training.list()
+async def test_training_lists_through_the_sdk(acme):
+    assert await acme.training.list() == []
+    with pytest.raises(errors.NotFoundError):
+        await acme.training.get("tj_unknown")
 
 
 async def test_sync_client_and_raw_stubs_work_side_by_side(host, tenant):
