@@ -9,9 +9,9 @@ in a thread, in a Ray worker on another node, or in a RayJob pod running
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 log = logging.getLogger("lorag.training.runners")
@@ -24,35 +24,48 @@ class Runner(Protocol):
 
 
 class ThreadRunner:
-    """Jobs in a pool of ``workers`` threads of this process; extra jobs wait (QUEUED)."""
+    """Jobs in ``workers`` daemon threads of this process; extra jobs wait (QUEUED).
+
+    The threads are daemons: when the process exits, a running job simply stops, its heartbeat
+    goes stale, and the next start of the training service resumes it from its checkpoint.
+    """
 
     def __init__(self, run_job: Callable[[str], None], *, workers: int = 1) -> None:
         self._run_job = run_job
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lorag-training")
-        self._futures: dict[str, Future] = {}
-        self._lock = threading.Lock()
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._idle = threading.Condition()
+        self._active: set[str] = set()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"lorag-training-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for t in self._threads:
+            t.start()
 
     def submit(self, job_id: str) -> None:
-        with self._lock:
-            self._futures[job_id] = self._pool.submit(self._guarded, job_id)
+        with self._idle:
+            self._active.add(job_id)
+        self._queue.put(job_id)
 
-    def _guarded(self, job_id: str) -> None:
-        try:
-            self._run_job(job_id)
-        except BaseException:  # the job records its own failure; never lose the thread silently
-            log.exception("training job %s crashed", job_id)
-        finally:
-            with self._lock:
-                self._futures.pop(job_id, None)
+    def _work(self) -> None:
+        while (job_id := self._queue.get()) is not None:
+            try:
+                self._run_job(job_id)
+            except BaseException:  # the job records its own failure; never lose the thread silently
+                log.exception("training job %s crashed", job_id)
+            finally:
+                with self._idle:
+                    self._active.discard(job_id)
+                    self._idle.notify_all()
 
-    def wait(self, job_id: str, timeout: float | None = None) -> None:
-        with self._lock:
-            fut = self._futures.get(job_id)
-        if fut is not None:
-            fut.result(timeout)
+    def wait(self, job_id: str, timeout: float | None = None) -> bool:
+        """Block until ``job_id`` left this runner; False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: job_id not in self._active, timeout)
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for _ in self._threads:
+            self._queue.put(None)
 
 
 class RayRunner:
