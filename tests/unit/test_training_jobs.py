@@ -112,3 +112,56 @@ def test_a_claimed_job_is_not_run_twice_and_a_dead_runners_job_is_resubmitted(co
     assert core.recover() == [job_id] and core.runner.submitted == [job_id]
     claimed = core._claim(job_id)
     assert claimed is not None and claimed.attempts == 2
+
+
+def test_canary_is_promoted_only_with_enough_and_no_worse_feedback(core, tmp_path):
+    from lorag.adapters.core import UploadMetadata
+    from lorag.rag.store import AnswerStore, FeedbackInput
+    from lorag.training.jobs import promote_canary
+    from tests.support.adapters import synthetic_llama_adapter
+
+    versions = []
+    for seed in (1, 2):
+        files = {p.name: p for p in synthetic_llama_adapter(tmp_path / f"a{seed}", seed=seed).iterdir()}
+        session = core.registry.begin_upload(
+            ADMIN,
+            UploadMetadata(
+                adapter_name="bot",
+                kind="generation",
+                total_size=sum(p.stat().st_size for p in files.values()),
+            ),
+        )
+        for name, path in files.items():
+            session.write(name, path.read_bytes())
+        versions.append(session.finish()[0])
+    core.registry.set_alias(ADMIN, adapter_name="bot", alias="production", version=1)
+    core.registry.set_alias(ADMIN, adapter_name="bot", alias="canary", version=2, traffic_weight=20)
+    store = AnswerStore(core.db)
+
+    def rate(version, ups, downs):
+        for i in range(ups + downs):
+            answer = store.save_answer(
+                "acme",
+                question="q",
+                answer="a",
+                rejected=False,
+                contexts=[],
+                adapter_version_id=version.version_id,
+            )
+            store.add_feedback("acme", FeedbackInput(answer_id=answer, rating="up" if i < ups else "down"))
+
+    rate(versions[0], 3, 1)  # production 75 %
+    rate(versions[1], 2, 0)
+    early = promote_canary(core, ADMIN, adapter_name="bot", min_feedback=3)
+    assert not early.promoted and "not enough feedback" in early.reason
+    rate(versions[1], 0, 2)  # canary 50 %
+    worse = promote_canary(core, ADMIN, adapter_name="bot", min_feedback=3)
+    assert not worse.promoted and worse.canary_positive_rate == 0.5 and worse.production_positive_rate == 0.75
+    rate(versions[1], 4, 0)  # canary 75 %
+    assert not promote_canary(core, ADMIN, adapter_name="bot", min_feedback=3, dry_run=True).promoted
+    done = promote_canary(core, ADMIN, adapter_name="bot", min_feedback=3)
+    assert done.promoted and done.canary_feedback == 8
+    aliases = {a.name: a.version_id for a in core.registry.list_aliases(ADMIN, adapter_name="bot").items}
+    assert aliases == {"production": versions[1].version_id}
+    with pytest.raises(NotFound):
+        promote_canary(core, OTHER, adapter_name="bot")

@@ -697,6 +697,19 @@ class TrainingServicer(ServicerBase):
         return training_pb2.CancelTrainingJobResponse(job=job_pb(info))
 
     @rpc(Role.ADMIN)
+    async def PromoteCanary(self, request: training_pb2.PromoteCanaryRequest, call: Call):
+        d = await asyncio.to_thread(
+            jobs.promote_canary,
+            self.training,
+            call.principal,
+            adapter_name=request.adapter_name,
+            min_feedback=request.min_feedback,
+            dry_run=request.dry_run,
+            trace_id=call.trace_id,
+        )
+        return training_pb2.PromoteCanaryResponse(**dataclasses.asdict(d))
+
+    @rpc(Role.ADMIN)
     async def BuildDatasetFromFeedback(
         self, request: training_pb2.BuildDatasetFromFeedbackRequest, call: Call
     ):

@@ -177,6 +177,22 @@ def run_job(job_id: str) -> None:
         raise click.exceptions.Exit(EXIT_FAILED)
 
 
+@train.command("promote-canary")
+@click.argument("adapter")
+@click.option("--min-feedback", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--dry-run", is_flag=True, help="only compare; change nothing")
+@pass_state
+def promote_canary(state: State, adapter: str, min_feedback: int, dry_run: bool) -> None:
+    """Promote ADAPTER's canary to production when its feedback is at least as good (A/B)."""
+    with state.client() as c:
+        r = c.training.promote_canary(adapter, min_feedback=min_feedback, dry_run=dry_run)
+    click.echo(
+        f"canary {r.canary_version_id}: {r.canary_positive_rate:.1%} of {r.canary_feedback}; production "
+        f"{r.production_version_id}: {r.production_positive_rate:.1%} of {r.production_feedback}"
+    )
+    click.echo(r.reason)
+
+
 @train.command("quantize")
 @click.option("--model", "model_name", default="", help="generation model (default: the default model)")
 @click.option(

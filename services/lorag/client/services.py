@@ -664,6 +664,14 @@ class TrainingAPI(ServiceAPI):
 
         return self._run.unary(self._rpc("BuildDatasetFromFeedback"), req, convert)
 
+    def promote_canary(self, adapter: str, *, min_feedback: int = 0, dry_run: bool = False):
+        """Online A/B: move ``production`` to the canary when its feedback is at least as good
+        (admin role). Returns the raw ``PromoteCanaryResponse`` (``promoted``, ``reason``, rates)."""
+        from lorag.adapters.v1 import training_pb2 as pb
+
+        req = pb.PromoteCanaryRequest(adapter_name=adapter, min_feedback=min_feedback, dry_run=dry_run)
+        return self._run.unary(self._rpc("PromoteCanary"), req, lambda r: r)
+
     def cancel(self, job_id: str) -> t.TrainingJob:
         """Cancel a job (admin role); cancelling a finished job changes nothing."""
         from lorag.adapters.v1 import training_pb2 as pb

@@ -756,6 +756,97 @@ class TrainingCore:
         return info, len(pairs)
 
 
+@dataclass(frozen=True)
+class CanaryDecision:
+    promoted: bool
+    reason: str
+    canary_version_id: str
+    production_version_id: str
+    canary_feedback: int
+    production_feedback: int
+    canary_positive_rate: float
+    production_positive_rate: float
+
+
+def _feedback_stats(db: Database, tenant_id: str, version_id: str) -> tuple[int, int]:
+    """(rated answers, positively rated answers) of one adapter version; the newest feedback of an
+    answer counts."""
+    from lorag.rag.models import AnswerRow, FeedbackRow
+
+    with db.session() as s:
+        rows = s.execute(
+            select(FeedbackRow.answer_id, FeedbackRow.rating, FeedbackRow.score)
+            .join(AnswerRow, AnswerRow.answer_id == FeedbackRow.answer_id)
+            .where(
+                FeedbackRow.tenant_id == tenant_id,
+                AnswerRow.tenant_id == tenant_id,
+                AnswerRow.adapter_version_id == version_id,
+            )
+            .order_by(FeedbackRow.created_at)
+        ).all()
+    verdict: dict[str, bool] = {}
+    for answer_id, rating, score in rows:
+        if rating in ("up", "down"):
+            verdict[answer_id] = rating == "up"
+        elif score is not None:
+            verdict[answer_id] = score >= 0.5
+    return len(verdict), sum(verdict.values())
+
+
+def promote_canary(
+    core: TrainingCore,
+    principal: Principal,
+    *,
+    adapter_name: str,
+    min_feedback: int = 0,
+    dry_run: bool = False,
+    trace_id: str = "",
+) -> CanaryDecision:
+    """Online A/B: promote the canary when its feedback is at least as good as production's."""
+    from lorag.adapters.routing import PRODUCTION
+
+    require_role(principal, Role.ADMIN)
+    if not 0 <= min_feedback <= 1_000_000:
+        raise InvalidArgument("must be 1-1000000 (0 means 20)", field="min_feedback")
+    min_feedback = min_feedback or 20
+    aliases = {a.name: a for a in core.registry.list_aliases(principal, adapter_name=adapter_name).items}
+    for needed in (CANARY, PRODUCTION):
+        if needed not in aliases:
+            raise NotFound(f"adapter {adapter_name!r} has no alias {needed!r}")
+    canary, production = aliases[CANARY], aliases[PRODUCTION]
+    c_n, c_pos = _feedback_stats(core.db, principal.tenant_id, canary.version_id)
+    p_n, p_pos = _feedback_stats(core.db, principal.tenant_id, production.version_id)
+    c_rate, p_rate = (c_pos / c_n if c_n else 0.0), (p_pos / p_n if p_n else 0.0)
+    decision = dict(
+        canary_version_id=canary.version_id,
+        production_version_id=production.version_id,
+        canary_feedback=c_n,
+        production_feedback=p_n,
+        canary_positive_rate=c_rate,
+        production_positive_rate=p_rate,
+    )
+    if canary.version_id == production.version_id:
+        return CanaryDecision(False, "canary and production are the same version", **decision)
+    if min(c_n, p_n) < min_feedback:
+        return CanaryDecision(
+            False,
+            f"not enough feedback yet: canary {c_n}, production {p_n}, need {min_feedback} each",
+            **decision,
+        )
+    if c_rate < p_rate:
+        return CanaryDecision(
+            False, f"the canary is rated worse: {c_rate:.1%} positive vs production {p_rate:.1%}", **decision
+        )
+    reason = f"canary {c_rate:.1%} positive vs production {p_rate:.1%} over {c_n} / {p_n} rated answers"
+    if dry_run:
+        return CanaryDecision(False, "would promote: " + reason, **decision)
+    core.registry.set_alias(
+        principal, adapter_name=adapter_name, alias=PRODUCTION, version=canary.version, trace_id=trace_id
+    )
+    core.registry.delete_alias(principal, adapter_name=adapter_name, alias=CANARY, trace_id=trace_id)
+    return CanaryDecision(True, "promoted: " + reason, **decision)
+
+
 def feedback_records(kind: str, pairs: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
     """Training records from (feedback, answer) rows.
 

@@ -430,3 +430,33 @@ class BuildDatasetFromFeedbackResponse(_message.Message):
     feedback_count: int
     job: TrainingJob
     def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ..., feedback_count: _Optional[int] = ..., job: _Optional[_Union[TrainingJob, _Mapping]] = ...) -> None: ...
+
+class PromoteCanaryRequest(_message.Message):
+    __slots__ = ("adapter_name", "min_feedback", "dry_run")
+    ADAPTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    MIN_FEEDBACK_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    adapter_name: str
+    min_feedback: int
+    dry_run: bool
+    def __init__(self, adapter_name: _Optional[str] = ..., min_feedback: _Optional[int] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class PromoteCanaryResponse(_message.Message):
+    __slots__ = ("promoted", "reason", "canary_version_id", "production_version_id", "canary_feedback", "production_feedback", "canary_positive_rate", "production_positive_rate")
+    PROMOTED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CANARY_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCTION_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CANARY_FEEDBACK_FIELD_NUMBER: _ClassVar[int]
+    PRODUCTION_FEEDBACK_FIELD_NUMBER: _ClassVar[int]
+    CANARY_POSITIVE_RATE_FIELD_NUMBER: _ClassVar[int]
+    PRODUCTION_POSITIVE_RATE_FIELD_NUMBER: _ClassVar[int]
+    promoted: bool
+    reason: str
+    canary_version_id: str
+    production_version_id: str
+    canary_feedback: int
+    production_feedback: int
+    canary_positive_rate: float
+    production_positive_rate: float
+    def __init__(self, promoted: _Optional[bool] = ..., reason: _Optional[str] = ..., canary_version_id: _Optional[str] = ..., production_version_id: _Optional[str] = ..., canary_feedback: _Optional[int] = ..., production_feedback: _Optional[int] = ..., canary_positive_rate: _Optional[float] = ..., production_positive_rate: _Optional[float] = ...) -> None: ...

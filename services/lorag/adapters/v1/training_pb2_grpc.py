@@ -87,6 +87,11 @@ class TrainingServiceStub:
                 request_serializer=lorag_dot_adapters_dot_v1_dot_training__pb2.BuildDatasetFromFeedbackRequest.SerializeToString,
                 response_deserializer=lorag_dot_adapters_dot_v1_dot_training__pb2.BuildDatasetFromFeedbackResponse.FromString,
                 _registered_method=True)
+        self.PromoteCanary = channel.unary_unary(
+                '/lorag.adapters.v1.TrainingService/PromoteCanary',
+                request_serializer=lorag_dot_adapters_dot_v1_dot_training__pb2.PromoteCanaryRequest.SerializeToString,
+                response_deserializer=lorag_dot_adapters_dot_v1_dot_training__pb2.PromoteCanaryResponse.FromString,
+                _registered_method=True)
 
 
 class TrainingServiceServicer:
@@ -176,6 +181,18 @@ class TrainingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PromoteCanary(self, request, context):
+        """Online A/B of a canary: compares the feedback on answers generated with the adapter's
+        `canary` version against answers with its `production` version (share of positive ratings:
+        thumbs up or score >= 0.5). When both have at least `min_feedback` rated answers and the
+        canary's share is at least production's, `production` moves to the canary version and the
+        canary alias is removed (unless `dry_run`). Errors: NOT_FOUND for an unknown adapter or a
+        missing alias. Admin or operator.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -223,6 +240,11 @@ def add_TrainingServiceServicer_to_server(servicer, server):
                     servicer.BuildDatasetFromFeedback,
                     request_deserializer=lorag_dot_adapters_dot_v1_dot_training__pb2.BuildDatasetFromFeedbackRequest.FromString,
                     response_serializer=lorag_dot_adapters_dot_v1_dot_training__pb2.BuildDatasetFromFeedbackResponse.SerializeToString,
+            ),
+            'PromoteCanary': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteCanary,
+                    request_deserializer=lorag_dot_adapters_dot_v1_dot_training__pb2.PromoteCanaryRequest.FromString,
+                    response_serializer=lorag_dot_adapters_dot_v1_dot_training__pb2.PromoteCanaryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -476,6 +498,33 @@ class TrainingService:
             '/lorag.adapters.v1.TrainingService/BuildDatasetFromFeedback',
             lorag_dot_adapters_dot_v1_dot_training__pb2.BuildDatasetFromFeedbackRequest.SerializeToString,
             lorag_dot_adapters_dot_v1_dot_training__pb2.BuildDatasetFromFeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PromoteCanary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lorag.adapters.v1.TrainingService/PromoteCanary',
+            lorag_dot_adapters_dot_v1_dot_training__pb2.PromoteCanaryRequest.SerializeToString,
+            lorag_dot_adapters_dot_v1_dot_training__pb2.PromoteCanaryResponse.FromString,
             options,
             channel_credentials,
             insecure,
