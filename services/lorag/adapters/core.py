@@ -426,6 +426,57 @@ class AdapterRegistry:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
+    def training_target(self, tenant_id: str, adapter_name: str, kind: str, base_model: str = "") -> str:
+        """The base model a trained version of ``adapter_name`` must use (the adapter's own when it
+        exists); FAILED_PRECONDITION when kind or base model disagree with the adapter."""
+        return self._target(tenant_id, adapter_name, kind, base_model, field_prefix="").base_model
+
+    def register_trained(
+        self,
+        principal: Principal,
+        *,
+        adapter_name: str,
+        kind: str,
+        base_model: str,
+        files: dict[str, Path],
+        metrics: dict[str, float],
+        parent_version_id: str = "",
+        training_job_id: str,
+        description: str = "",
+        lineage: dict[str, Any] | None = None,
+        trace_id: str = "",
+    ) -> tuple[VersionInfo, bool]:
+        """Register the files a training job wrote locally as a new version (validated like an
+        upload); ``lineage`` (dataset hash, base model, parent, hyperparameters) goes to the audit
+        log with the version, ``created_by`` is ``training:<job id>``."""
+        require_role(principal, Role.ADMIN)
+        target = self._target(principal.tenant_id, adapter_name, kind, base_model, field_prefix="")
+        validate_text(description, field="description", max_len=_MAX_DESCRIPTION)
+        hashes, sizes = {}, {}
+        for name, local in files.items():
+            digest = hashlib.sha256()
+            with open(local, "rb") as fh:
+                while chunk := fh.read(1024 * 1024):
+                    digest.update(chunk)
+            hashes[name], sizes[name] = digest.hexdigest(), Path(local).stat().st_size
+        return self._validate_and_publish(
+            principal,
+            target,
+            files=files,
+            hashes=hashes,
+            sizes=sizes,
+            expected_sha256="",
+            parent_version_id=parent_version_id,
+            metrics=_check_metrics(metrics),
+            description=description,
+            created_by=f"training:{training_job_id}",
+            training_job_id=training_job_id,
+            action="adapter_version.train",
+            details={"training_job_id": training_job_id, "lineage": lineage or {}},
+            trace_id=trace_id,
+            field_prefix="",
+        )
+
     def get_version(self, principal: Principal, *, version_id: str = "", ref: str = "") -> VersionInfo:
         if bool(version_id) == bool(ref):
             raise InvalidArgument("exactly one of version_id and ref must be set", field="selector")

@@ -7,7 +7,9 @@ AdapterServicer maps lorag.adapters.v1.AdapterService onto :class:`lorag.adapter
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
+import threading
 
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
@@ -19,10 +21,16 @@ from lorag.adapters.v1 import adapters_pb2 as pb
 from lorag.adapters.v1 import training_pb2
 from lorag.admin.servicer import AdminServicer
 from lorag.common.convert import timestamp_pb
-from lorag.common.errors import InvalidArgument
+from lorag.common.errors import FailedPrecondition, InvalidArgument
 from lorag.common.rpc import Call, Runtime, ServicerBase, rpc
 from lorag.common.tenancy import AuditEventRow, Role
 from lorag.common.v1 import common_pb2
+from lorag.training import jobs, validation
+from lorag.training.datasets import DatasetInfo, DatasetMeta
+from lorag.training.jobs import TrainingCore
+from lorag.training.models import TrainingEventRow
+from lorag.training.runners import RayRunner, ThreadRunner
+from lorag.training.settings import load_training_settings
 
 KIND_TO_PB = {"generation": pb.ADAPTER_KIND_GENERATION, "reranking": pb.ADAPTER_KIND_RERANKING}
 KIND_FROM_PB = {v: k for k, v in KIND_TO_PB.items()}
@@ -390,9 +398,332 @@ class AdapterServicer(ServicerBase):
         return pb.ListAuditEventsResponse(events=[audit_pb(r) for r in page.items], page=_page(page))
 
 
+# -- training -------------------------------------------------------------------------------------
+
+_trainings: dict[str, TrainingCore] = {}
+_trainings_lock = threading.Lock()
+PHASE_TO_PB = {name: training_pb2.TrainingPhase.Value(f"TRAINING_PHASE_{name}") for name in jobs.PHASES}
+PHASE_FROM_PB = {v: k for k, v in PHASE_TO_PB.items()}
+DATASET_STATE_TO_PB = {
+    "READY": training_pb2.DATASET_STATE_READY,
+    "INVALID": training_pb2.DATASET_STATE_INVALID,
+}
+MAX_DATASET_CHUNK_BYTES = 1024 * 1024
+
+
+def training_for(runtime: Runtime) -> TrainingCore:
+    """One TrainingCore per registry URL and process; its runner starts with it (and resubmits
+    jobs whose process died, which resume from their checkpoints)."""
+    key = runtime.settings.resolved_registry_url
+    with _trainings_lock:
+        if key not in _trainings:
+            settings = load_training_settings()
+            registry = registry_for(runtime)
+            core_ = TrainingCore(runtime.db, registry, settings, data_dir=runtime.settings.data_dir)
+            if settings.runner == "ray":
+                core_.runner = RayRunner(
+                    registry_url=key,
+                    data_dir=str(runtime.settings.data_dir),
+                    num_cpus=settings.ray_num_cpus,
+                    num_gpus=settings.ray_num_gpus,
+                )
+            elif settings.runner == "thread":
+                core_.runner = ThreadRunner(core_.run_job, workers=settings.concurrent_jobs)
+            core_.recover()
+            _trainings[key] = core_
+        return _trainings[key]
+
+
+def report_pb(r: validation.Report) -> training_pb2.ValidationReport:
+    out = training_pb2.ValidationReport(
+        valid=r.valid,
+        total_records=r.total_records,
+        valid_records=r.valid_records,
+        duplicate_records=r.duplicate_records,
+        empty_records=r.empty_records,
+        too_long_records=r.too_long_records,
+        malformed_records=r.malformed_records,
+        issues=[training_pb2.ValidationIssue(line=i.line, code=i.code, message=i.message) for i in r.issues],
+        near_duplicate_records=r.near_duplicate_records,
+        train_records=r.train_records,
+        validation_records=r.validation_records,
+        overlap_records=r.overlap_records,
+        unknown_token_share=r.unknown_token_share,
+        low_coverage_share=r.low_coverage_share,
+        tokenizer=r.tokenizer,
+    )
+    if r.token_lengths:
+        out.token_lengths.CopyFrom(training_pb2.TokenLengthStats(**r.token_lengths))
+    return out
+
+
+def dataset_pb(info: DatasetInfo) -> training_pb2.Dataset:
+    r = info.row
+    return training_pb2.Dataset(
+        dataset_id=r.dataset_id,
+        name=r.name,
+        version=r.version,
+        kind=KIND_TO_PB[r.kind],
+        format=training_pb2.DATASET_FORMAT_JSONL,
+        sha256=r.sha256,
+        size_bytes=r.size_bytes,
+        record_count=r.record_count,
+        state=DATASET_STATE_TO_PB[r.state],
+        validation=report_pb(info.report),
+        description=r.description,
+        created_by=r.created_by,
+        create_time=timestamp_pb(r.created_at),
+    )
+
+
+def event_pb(e: TrainingEventRow) -> training_pb2.TrainingJobEvent:
+    out = training_pb2.TrainingJobEvent(
+        job_id=e.job_id,
+        sequence=e.sequence,
+        phase=PHASE_TO_PB[e.phase],
+        step=e.step,
+        total_steps=e.total_steps,
+        eval_metrics=e.eval_metrics or {},
+        message=e.message,
+        event_time=timestamp_pb(e.created_at),
+    )
+    if e.loss is not None:
+        out.loss = e.loss
+    if e.eta_seconds is not None:
+        out.eta_seconds = e.eta_seconds
+    return out
+
+
+def hyperparameters_pb(hp: dict) -> training_pb2.Hyperparameters:
+    return training_pb2.Hyperparameters(
+        rank=hp["rank"],
+        alpha=hp["alpha"],
+        dropout=hp["dropout"],
+        target_modules=hp["target_modules"],
+        learning_rate=hp["learning_rate"],
+        epochs=hp["epochs"],
+        batch_size=hp["batch_size"],
+        max_steps=hp["max_steps"],
+        general_data_ratio=hp["general_data_ratio"],
+        seed=hp["seed"],
+    )
+
+
+def job_pb(info: jobs.JobInfo) -> training_pb2.TrainingJob:
+    r = info.row
+    return training_pb2.TrainingJob(
+        job_id=r.job_id,
+        adapter_name=r.adapter_name,
+        kind=KIND_TO_PB[r.kind],
+        base_model=r.base_model,
+        dataset_id=r.dataset_id,
+        dataset=training_pb2.DatasetRef(name=r.dataset_name, version=r.dataset_version),
+        hyperparameters=hyperparameters_pb(r.hyperparameters),
+        phase=PHASE_TO_PB[r.phase],
+        last_event=event_pb(info.last_event) if info.last_event is not None else None,
+        set_canary=r.set_canary,
+        canary_weight=r.canary_weight,
+        canary_set=r.canary_set,
+        result_version_id=r.result_version_id,
+        result_version=r.result_version,
+        metrics=r.metrics or {},
+        error_message=r.error_message,
+        created_by=r.created_by,
+        create_time=timestamp_pb(r.created_at),
+        start_time=timestamp_pb(r.started_at),
+        end_time=timestamp_pb(r.ended_at),
+    )
+
+
+def _job_request(request: training_pb2.StartTrainingRequest, dataset: training_pb2.DatasetRef | None = None):
+    hp = request.hyperparameters
+    ref = dataset if dataset is not None else request.dataset
+    if not ref.name:
+        raise InvalidArgument("is required", field="dataset.name")
+    return jobs.JobRequest(
+        adapter_name=request.adapter_name,
+        kind=_kind(request.kind),
+        dataset_name=ref.name,
+        dataset_version=ref.version if ref.HasField("version") else None,
+        base_model=request.base_model,
+        hyperparameters={
+            "rank": hp.rank,
+            "alpha": hp.alpha,
+            "dropout": hp.dropout if hp.HasField("dropout") else None,
+            "target_modules": list(hp.target_modules),
+            "learning_rate": hp.learning_rate,
+            "epochs": hp.epochs,
+            "batch_size": hp.batch_size,
+            "max_steps": hp.max_steps,
+            "general_data_ratio": hp.general_data_ratio if hp.HasField("general_data_ratio") else None,
+            "seed": hp.seed if hp.HasField("seed") else None,
+        },
+        parent_version_id=request.parent_version_id,
+        set_canary=request.set_canary,
+        canary_weight=request.canary_weight,
+        description=request.description,
+    )
+
+
 class TrainingServicer(ServicerBase):
+    """lorag.adapters.v1.TrainingService: datasets and LoRA training jobs."""
+
     SERVICES = (training_pb2.DESCRIPTOR.services_by_name["TrainingService"],)
     PENDING = "the LoRA training pipeline is not deployed yet"
+
+    def __init__(self, runtime: Runtime | None = None) -> None:
+        super().__init__(runtime)
+        self.training = training_for(self.runtime)
+
+    @rpc(Role.ADMIN)
+    async def UploadDataset(self, request, call: Call):
+        stream = aiter(request)
+        first = await anext(stream, None)
+        if first is None or first.WhichOneof("payload") != "metadata":
+            raise InvalidArgument("the first message of the stream must carry the metadata", field="metadata")
+        m = first.metadata
+        meta = DatasetMeta(
+            name=m.name,
+            kind=KIND_FROM_PB.get(m.kind, ""),
+            format="jsonl" if m.format == training_pb2.DATASET_FORMAT_JSONL else "",
+            description=m.description,
+            expected_sha256=m.expected_sha256,
+            total_size=m.total_size,
+            dry_run=m.dry_run,
+        )
+        upload = await asyncio.to_thread(self.training.datasets.begin_upload, call.principal, meta)
+        try:
+            async for message in stream:
+                if message.WhichOneof("payload") != "chunk":
+                    raise InvalidArgument("only the first message may carry metadata", field="chunk")
+                if len(message.chunk) > MAX_DATASET_CHUNK_BYTES:
+                    raise InvalidArgument(
+                        f"a chunk holds at most {MAX_DATASET_CHUNK_BYTES} bytes", field="chunk"
+                    )
+                await asyncio.to_thread(upload.write, message.chunk)
+            info, _ = await asyncio.to_thread(upload.finish, trace_id=call.trace_id)
+        finally:
+            upload.abort()
+        return training_pb2.UploadDatasetResponse(dataset=dataset_pb(info))
+
+    @rpc(Role.USER)
+    async def GetDataset(self, request: training_pb2.GetDatasetRequest, call: Call):
+        which = request.WhichOneof("selector")
+        if which == "dataset_id":
+            info = await asyncio.to_thread(
+                self.training.datasets.get, call.principal, dataset_id=request.dataset_id or "-"
+            )
+        elif which == "ref":
+            ref = request.ref
+            info = await asyncio.to_thread(
+                self.training.datasets.get,
+                call.principal,
+                name=ref.name,
+                version=ref.version if ref.HasField("version") else None,
+            )
+        else:
+            raise InvalidArgument("exactly one of dataset_id and ref must be set", field="selector")
+        return training_pb2.GetDatasetResponse(dataset=dataset_pb(info))
+
+    @rpc(Role.USER)
+    async def ListDatasets(self, request: training_pb2.ListDatasetsRequest, call: Call):
+        items, token = await asyncio.to_thread(
+            self.training.datasets.list,
+            call.principal,
+            name=request.name,
+            kind=_kind(request.kind) if request.kind else "",
+            size=request.page.page_size,
+            token=request.page.page_token,
+        )
+        return training_pb2.ListDatasetsResponse(
+            datasets=[dataset_pb(i) for i in items], page=common_pb2.PageResponse(next_page_token=token)
+        )
+
+    @rpc(Role.ADMIN)
+    async def StartTraining(self, request: training_pb2.StartTrainingRequest, call: Call):
+        info = await asyncio.to_thread(
+            self.training.start, call.principal, _job_request(request), trace_id=call.trace_id
+        )
+        return training_pb2.StartTrainingResponse(job=job_pb(info))
+
+    @rpc(Role.USER)
+    async def GetTrainingJob(self, request: training_pb2.GetTrainingJobRequest, call: Call):
+        info = await asyncio.to_thread(self.training.get, call.principal, request.job_id)
+        return training_pb2.GetTrainingJobResponse(job=job_pb(info))
+
+    @rpc(Role.USER)
+    async def ListTrainingJobs(self, request: training_pb2.ListTrainingJobsRequest, call: Call):
+        phase = ""
+        if request.phase:
+            if request.phase not in PHASE_FROM_PB:
+                raise InvalidArgument("unknown phase", field="phase")
+            phase = PHASE_FROM_PB[request.phase]
+        items, token = await asyncio.to_thread(
+            self.training.list,
+            call.principal,
+            adapter_name=request.adapter_name,
+            phase=phase,
+            size=request.page.page_size,
+            token=request.page.page_token,
+        )
+        return training_pb2.ListTrainingJobsResponse(
+            jobs=[job_pb(i) for i in items], page=common_pb2.PageResponse(next_page_token=token)
+        )
+
+    @rpc(Role.USER)
+    async def WatchTrainingJob(self, request: training_pb2.WatchTrainingJobRequest, call: Call):
+        if request.from_sequence < 0:
+            raise InvalidArgument("must be >= 0", field="from_sequence")
+        cursor = request.from_sequence
+        poll = 0.25
+        # End cleanly (OK) before the call's deadline; the client watches again from its cursor.
+        while call.remaining() > poll + 1.0:
+            events = await asyncio.to_thread(
+                self.training.events_after, call.principal, request.job_id, cursor
+            )
+            for e in events:
+                cursor = e.sequence
+                yield training_pb2.WatchTrainingJobResponse(event=event_pb(e))
+                if e.phase in jobs.FINAL:
+                    return
+            if not events:
+                await asyncio.to_thread(self.training.wait_change, poll)
+
+    @rpc(Role.ADMIN)
+    async def CancelTrainingJob(self, request: training_pb2.CancelTrainingJobRequest, call: Call):
+        info = await asyncio.to_thread(
+            self.training.cancel, call.principal, request.job_id, trace_id=call.trace_id
+        )
+        return training_pb2.CancelTrainingJobResponse(job=job_pb(info))
+
+    @rpc(Role.ADMIN)
+    async def BuildDatasetFromFeedback(
+        self, request: training_pb2.BuildDatasetFromFeedbackRequest, call: Call
+    ):
+        kind = _kind(request.kind)
+        start = None
+        if request.HasField("start"):
+            start = _job_request(request.start, training_pb2.DatasetRef(name=request.dataset_name or "x"))
+            if start.kind != kind:
+                raise FailedPrecondition(f"start.kind must be the dataset's kind ({kind})")
+        info, count = await asyncio.to_thread(
+            self.training.build_from_feedback,
+            call.principal,
+            dataset_name=request.dataset_name,
+            kind=kind,
+            since=request.since.ToDatetime(dt.UTC) if request.HasField("since") else None,
+            min_records=request.min_records,
+            description=request.description,
+            trace_id=call.trace_id,
+        )
+        response = training_pb2.BuildDatasetFromFeedbackResponse(
+            dataset=dataset_pb(info), feedback_count=count
+        )
+        if start is not None and info.row.state == "READY":
+            start = dataclasses.replace(start, dataset_name=info.row.name, dataset_version=info.row.version)
+            job = await asyncio.to_thread(self.training.start, call.principal, start, trace_id=call.trace_id)
+            response.job.CopyFrom(job_pb(job))
+        return response
 
 
 class AdaptersAppServicer(AdminServicer, AdapterServicer, TrainingServicer):

@@ -2,8 +2,8 @@
 
 ``main(argv)`` runs it and returns the exit code: 0 success, 1 a failed call (printed as
 ``error: CODE: message``) or a failed item, 2 a usage error, 130 interrupted. Command groups live
-in one module each (``serve``, ``admin``, ``adapters``, ``documents``, ``train``, ``evaluate``,
-``settings``) and are registered on the root group :data:`cli` here.
+in one module each (``serve``, ``admin``, ``adapters``, ``documents``, ``train`` and
+``datasets``, ``evaluate``, ``settings``) and are registered on the root group :data:`cli` here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from lorag.cli.documents import ask, feedback, ingest
 from lorag.cli.evaluate import evaluate
 from lorag.cli.serve import CREDENTIALS_FILE, bootstrap, health, prepare_models, prepare_models_command, serve
 from lorag.cli.settings import config, login
-from lorag.cli.train import train
+from lorag.cli.train import datasets, train
 
 for _command in (
     serve,
@@ -28,6 +28,7 @@ for _command in (
     feedback,
     adapters,
     train,
+    datasets,
     evaluate,
     admin,
     tenants,

@@ -622,6 +622,48 @@ class TrainingAPI(ServiceAPI):
             timeout=timeout if timeout is not None else 24 * 3600.0,
         )
 
+    def from_feedback(
+        self,
+        dataset_name: str,
+        *,
+        kind: str = "generation",
+        min_records: int | None = None,
+        adapter: str | None = None,
+        hyperparameters: Mapping[str, Any] | None = None,
+        canary_weight: int | None = None,
+        since=None,
+        description: str = "",
+    ):
+        """Continuous training: store the next version of ``dataset_name`` built from your
+        tenant's feedback and, with ``adapter``, start training it on that dataset (admin role).
+        Returns ``(dataset, job or None)``."""
+        from lorag.adapters.v1 import training_pb2 as pb
+
+        start = None
+        if adapter:
+            start = pb.StartTrainingRequest(
+                adapter_name=adapter,
+                kind=_kind(kind),
+                hyperparameters=pb.Hyperparameters(**dict(hyperparameters or {})),
+                set_canary=canary_weight is not None,
+                canary_weight=canary_weight or 0,
+            )
+        req = pb.BuildDatasetFromFeedbackRequest(
+            dataset_name=dataset_name,
+            kind=_kind(kind),
+            min_records=min_records or 0,
+            start=start,
+            description=description,
+        )
+        if since is not None:
+            req.since.FromDatetime(since)
+
+        def convert(r):
+            job = t.TrainingJob.from_proto(r.job) if r.HasField("job") else None
+            return t.Dataset.from_proto(r.dataset), job
+
+        return self._run.unary(self._rpc("BuildDatasetFromFeedback"), req, convert)
+
     def cancel(self, job_id: str) -> t.TrainingJob:
         """Cancel a job (admin role); cancelling a finished job changes nothing."""
         from lorag.adapters.v1 import training_pb2 as pb

@@ -62,7 +62,7 @@ class ValidationIssue(_message.Message):
     def __init__(self, line: _Optional[int] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ValidationReport(_message.Message):
-    __slots__ = ("valid", "total_records", "valid_records", "duplicate_records", "empty_records", "too_long_records", "malformed_records", "issues")
+    __slots__ = ("valid", "total_records", "valid_records", "duplicate_records", "empty_records", "too_long_records", "malformed_records", "issues", "near_duplicate_records", "train_records", "validation_records", "overlap_records", "token_lengths", "unknown_token_share", "low_coverage_share", "tokenizer")
     VALID_FIELD_NUMBER: _ClassVar[int]
     TOTAL_RECORDS_FIELD_NUMBER: _ClassVar[int]
     VALID_RECORDS_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +71,14 @@ class ValidationReport(_message.Message):
     TOO_LONG_RECORDS_FIELD_NUMBER: _ClassVar[int]
     MALFORMED_RECORDS_FIELD_NUMBER: _ClassVar[int]
     ISSUES_FIELD_NUMBER: _ClassVar[int]
+    NEAR_DUPLICATE_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_LENGTHS_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_TOKEN_SHARE_FIELD_NUMBER: _ClassVar[int]
+    LOW_COVERAGE_SHARE_FIELD_NUMBER: _ClassVar[int]
+    TOKENIZER_FIELD_NUMBER: _ClassVar[int]
     valid: bool
     total_records: int
     valid_records: int
@@ -79,7 +87,31 @@ class ValidationReport(_message.Message):
     too_long_records: int
     malformed_records: int
     issues: _containers.RepeatedCompositeFieldContainer[ValidationIssue]
-    def __init__(self, valid: _Optional[bool] = ..., total_records: _Optional[int] = ..., valid_records: _Optional[int] = ..., duplicate_records: _Optional[int] = ..., empty_records: _Optional[int] = ..., too_long_records: _Optional[int] = ..., malformed_records: _Optional[int] = ..., issues: _Optional[_Iterable[_Union[ValidationIssue, _Mapping]]] = ...) -> None: ...
+    near_duplicate_records: int
+    train_records: int
+    validation_records: int
+    overlap_records: int
+    token_lengths: TokenLengthStats
+    unknown_token_share: float
+    low_coverage_share: float
+    tokenizer: str
+    def __init__(self, valid: _Optional[bool] = ..., total_records: _Optional[int] = ..., valid_records: _Optional[int] = ..., duplicate_records: _Optional[int] = ..., empty_records: _Optional[int] = ..., too_long_records: _Optional[int] = ..., malformed_records: _Optional[int] = ..., issues: _Optional[_Iterable[_Union[ValidationIssue, _Mapping]]] = ..., near_duplicate_records: _Optional[int] = ..., train_records: _Optional[int] = ..., validation_records: _Optional[int] = ..., overlap_records: _Optional[int] = ..., token_lengths: _Optional[_Union[TokenLengthStats, _Mapping]] = ..., unknown_token_share: _Optional[float] = ..., low_coverage_share: _Optional[float] = ..., tokenizer: _Optional[str] = ...) -> None: ...
+
+class TokenLengthStats(_message.Message):
+    __slots__ = ("min", "mean", "p50", "p95", "max", "total")
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    P50_FIELD_NUMBER: _ClassVar[int]
+    P95_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    min: int
+    mean: float
+    p50: int
+    p95: int
+    max: int
+    total: int
+    def __init__(self, min: _Optional[int] = ..., mean: _Optional[float] = ..., p50: _Optional[int] = ..., p95: _Optional[int] = ..., max: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
 
 class DatasetRef(_message.Message):
     __slots__ = ("name", "version")
@@ -372,3 +404,29 @@ class CancelTrainingJobResponse(_message.Message):
     JOB_FIELD_NUMBER: _ClassVar[int]
     job: TrainingJob
     def __init__(self, job: _Optional[_Union[TrainingJob, _Mapping]] = ...) -> None: ...
+
+class BuildDatasetFromFeedbackRequest(_message.Message):
+    __slots__ = ("dataset_name", "kind", "since", "min_records", "start", "description")
+    DATASET_NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    MIN_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    dataset_name: str
+    kind: _adapters_pb2.AdapterKind
+    since: _timestamp_pb2.Timestamp
+    min_records: int
+    start: StartTrainingRequest
+    description: str
+    def __init__(self, dataset_name: _Optional[str] = ..., kind: _Optional[_Union[_adapters_pb2.AdapterKind, str]] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., min_records: _Optional[int] = ..., start: _Optional[_Union[StartTrainingRequest, _Mapping]] = ..., description: _Optional[str] = ...) -> None: ...
+
+class BuildDatasetFromFeedbackResponse(_message.Message):
+    __slots__ = ("dataset", "feedback_count", "job")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    dataset: Dataset
+    feedback_count: int
+    job: TrainingJob
+    def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ..., feedback_count: _Optional[int] = ..., job: _Optional[_Union[TrainingJob, _Mapping]] = ...) -> None: ...

@@ -82,6 +82,11 @@ class TrainingServiceStub:
                 request_serializer=lorag_dot_adapters_dot_v1_dot_training__pb2.CancelTrainingJobRequest.SerializeToString,
                 response_deserializer=lorag_dot_adapters_dot_v1_dot_training__pb2.CancelTrainingJobResponse.FromString,
                 _registered_method=True)
+        self.BuildDatasetFromFeedback = channel.unary_unary(
+                '/lorag.adapters.v1.TrainingService/BuildDatasetFromFeedback',
+                request_serializer=lorag_dot_adapters_dot_v1_dot_training__pb2.BuildDatasetFromFeedbackRequest.SerializeToString,
+                response_deserializer=lorag_dot_adapters_dot_v1_dot_training__pb2.BuildDatasetFromFeedbackResponse.FromString,
+                _registered_method=True)
 
 
 class TrainingServiceServicer:
@@ -160,6 +165,17 @@ class TrainingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BuildDatasetFromFeedback(self, request, context):
+        """Continuous training: builds the next version of a dataset from the tenant's stored RAG
+        feedback (corrected or well-rated answers for GENERATION, relevant/irrelevant passages for
+        RERANKING), validates it like an upload and, when `start` is set and the dataset is READY,
+        starts a training job on it. Errors: FAILED_PRECONDITION when the feedback yields fewer
+        records than `min_records`. Admin or operator.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -202,6 +218,11 @@ def add_TrainingServiceServicer_to_server(servicer, server):
                     servicer.CancelTrainingJob,
                     request_deserializer=lorag_dot_adapters_dot_v1_dot_training__pb2.CancelTrainingJobRequest.FromString,
                     response_serializer=lorag_dot_adapters_dot_v1_dot_training__pb2.CancelTrainingJobResponse.SerializeToString,
+            ),
+            'BuildDatasetFromFeedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.BuildDatasetFromFeedback,
+                    request_deserializer=lorag_dot_adapters_dot_v1_dot_training__pb2.BuildDatasetFromFeedbackRequest.FromString,
+                    response_serializer=lorag_dot_adapters_dot_v1_dot_training__pb2.BuildDatasetFromFeedbackResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -428,6 +449,33 @@ class TrainingService:
             '/lorag.adapters.v1.TrainingService/CancelTrainingJob',
             lorag_dot_adapters_dot_v1_dot_training__pb2.CancelTrainingJobRequest.SerializeToString,
             lorag_dot_adapters_dot_v1_dot_training__pb2.CancelTrainingJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BuildDatasetFromFeedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lorag.adapters.v1.TrainingService/BuildDatasetFromFeedback',
+            lorag_dot_adapters_dot_v1_dot_training__pb2.BuildDatasetFromFeedbackRequest.SerializeToString,
+            lorag_dot_adapters_dot_v1_dot_training__pb2.BuildDatasetFromFeedbackResponse.FromString,
             options,
             channel_credentials,
             insecure,
