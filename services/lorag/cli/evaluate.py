@@ -14,14 +14,16 @@ is accepted as well.)
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from lorag.cli.app import State, console, filter_option, pass_state
+from lorag.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k, unique_docs
+
+__all__ = ["evaluate", "load_queries", "mrr_at_k", "ndcg_at_k", "recall_at_k", "unique_docs"]
 
 
 @dataclass(frozen=True)
@@ -58,36 +60,6 @@ def load_queries(path: Path) -> list[Judged]:
     if not out:
         raise ValueError(f"{path}: no queries")
     return out
-
-
-def ndcg_at_k(ranked: Sequence[str], relevant: Mapping[str, float], k: int = 10) -> float:
-    """Normalised discounted cumulative gain of the first ``k`` ranked ids (gain = grade)."""
-    dcg = sum(relevant.get(d, 0.0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
-    ideal = sorted((g for g in relevant.values() if g > 0), reverse=True)[:k]
-    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    return dcg / idcg if idcg > 0 else 0.0
-
-
-def mrr_at_k(ranked: Sequence[str], relevant: Mapping[str, float], k: int = 10) -> float:
-    """Reciprocal rank of the first relevant id within the first ``k``, else 0."""
-    for i, d in enumerate(ranked[:k]):
-        if relevant.get(d, 0.0) > 0:
-            return 1.0 / (i + 1)
-    return 0.0
-
-
-def recall_at_k(ranked: Sequence[str], relevant: Mapping[str, float], k: int = 10) -> float:
-    """Share of the relevant ids found within the first ``k``."""
-    wanted = {d for d, g in relevant.items() if g > 0}
-    return len(wanted & set(ranked[:k])) / len(wanted)
-
-
-def unique_docs(doc_ids: Sequence[str]) -> list[str]:
-    """Doc ids in rank order, each once (its best-ranked chunk)."""
-    seen: dict[str, None] = {}
-    for d in doc_ids:
-        seen.setdefault(d, None)
-    return list(seen)
 
 
 @click.group("eval")
