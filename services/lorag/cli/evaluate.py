@@ -1,6 +1,10 @@
-"""``lorag eval ...``: measure quality against the running service.
+"""``lorag eval ...``: measure quality.
 
-``lorag eval retrieval QUERIES.jsonl`` searches every query and scores the ranked documents
+``lorag eval retrieval`` (no file) and ``lorag eval rag`` run the evaluation harness
+(:mod:`lorag.evaluation`): a whole platform in this process ingests SQuAD-derived sets through
+the normal ingest path and is scored; they print a table and write JSON + PNG under ``--out``.
+
+``lorag eval retrieval QUERIES.jsonl`` instead searches every query and scores the ranked documents
 against the relevant ones: nDCG@k and MRR@k (document level: the first hit of a document counts,
 later chunks of the same document are skipped). Each line of the file is a JSON object::
 
@@ -64,11 +68,40 @@ def load_queries(path: Path) -> list[Judged]:
 
 @click.group("eval")
 def evaluate() -> None:
-    """Measure quality against the running service."""
+    """Measure retrieval and answer quality (SQuAD benchmarks in-process, or your own queries)."""
+
+
+def _sets(ctx, param, value: str) -> list[str]:
+    from lorag.evaluation.data import SETS
+
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [n for n in names if n not in SETS]
+    if bad or not names:
+        raise click.BadParameter(f"choose from {', '.join(SETS)} (comma-separated)", ctx=ctx, param=param)
+    return names
+
+
+def _methods(ctx, param, value: str) -> list[str]:
+    from lorag.evaluation.retrieval import METHODS
+
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [n for n in names if n not in METHODS]
+    if bad or not names:
+        raise click.BadParameter(f"choose from {', '.join(METHODS)} (comma-separated)", ctx=ctx, param=param)
+    return names
+
+
+out_option = click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("eval-results"),
+    show_default=True,
+    help="directory of the JSON report and PNG chart",
+)
 
 
 @evaluate.command()
-@click.argument("queries", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("queries", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--k", "k", type=click.IntRange(1, 100), default=10, show_default=True, help="cut-off of the metrics"
 )
@@ -81,18 +114,74 @@ def evaluate() -> None:
 @filter_option
 @click.option("--embedding-model", default="")
 @click.option("--json", "as_json", is_flag=True, help="print the metrics (and per-query scores) as JSON")
+@click.option(
+    "--sets", default="dev,nyt", show_default=True, callback=_sets, help="benchmark sets: dev, nyt, new_wiki"
+)
+@click.option(
+    "--methods",
+    default="dense,bm25,hybrid_rrf,hybrid_weighted,hybrid_rerank",
+    show_default=True,
+    callback=_methods,
+    help="benchmark methods",
+)
+@click.option("--limit", type=click.IntRange(0), default=0, help="benchmark: paragraphs per set (0 = all)")
+@click.option(
+    "--questions",
+    type=click.IntRange(0),
+    default=200,
+    show_default=True,
+    help="benchmark: questions per set (0 = all)",
+)
+@click.option(
+    "--rerank-depth",
+    type=click.IntRange(1, 100),
+    default=20,
+    show_default=True,
+    help="benchmark: documents reranked",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="benchmark: question sample")
+@out_option
 @pass_state
 def retrieval(
     state: State,
-    queries: Path,
+    queries: Path | None,
     k: int,
     mode: str | None,
     candidates: int,
     filter_: dict | None,
     embedding_model: str,
     as_json: bool,
+    sets: list[str],
+    methods: list[str],
+    limit: int,
+    questions: int,
+    rerank_depth: int,
+    seed: int,
+    out: Path,
 ) -> None:
-    """nDCG@k, MRR@k and recall@k of the retrieval service over QUERIES (JSONL)."""
+    """Retrieval quality.
+
+    \b
+    Without QUERIES: the SQuAD benchmark, in this process (no server needed). Each set's
+    paragraphs are ingested through the normal ingest path into embedded Milvus Lite; each
+    question is searched by dense, BM25, hybrid RRF, hybrid weighted and hybrid + rerank;
+    nDCG@10, Recall@100 and MRR@10 are printed and written to OUT/retrieval.json + .png.
+
+    \b
+    With QUERIES (JSONL): nDCG@k, MRR@k and recall@k of the running retrieval service.
+    """
+    if queries is None:
+        _retrieval_benchmark(
+            sets,
+            methods,
+            limit=limit,
+            questions=questions,
+            rerank_depth=rerank_depth,
+            seed=seed,
+            out=out,
+            as_json=as_json,
+        )
+        return
     try:
         judged = load_queries(queries)
     except ValueError as exc:
@@ -141,3 +230,50 @@ def retrieval(
         f"{summary[f'recall@{k}']:.3f}",
     )
     console().print(table)
+
+
+def _load_sets(names: list[str], *, limit: int, questions: int, seed: int):
+    from lorag.evaluation.data import load_set
+
+    return [load_set(n, max_docs=limit, max_questions=questions, seed=seed) for n in names]
+
+
+def _progress(as_json: bool):
+    """A rich progress bar on stderr (a no-op callback with --json)."""
+    if as_json:
+        return None, None
+    from rich.progress import Progress
+
+    bar = Progress(console=console(stderr=True), transient=True)
+    tasks: dict[str, int] = {}
+
+    def step(name: str, n: int, total: int) -> None:
+        if name not in tasks:
+            tasks[name] = bar.add_task(name, total=total)
+        bar.update(tasks[name], completed=n)
+
+    return bar, step
+
+
+def _retrieval_benchmark(sets, methods, *, limit, questions, rerank_depth, seed, out: Path, as_json: bool):
+    import contextlib
+
+    from lorag.evaluation import report as rep
+    from lorag.evaluation import retrieval as ev
+
+    evalsets = _load_sets(sets, limit=limit, questions=questions, seed=seed)
+    bar, step = _progress(as_json)
+    with bar or contextlib.nullcontext():
+        result = ev.run(evalsets, methods=methods, rerank_depth=rerank_depth, progress=step)
+    result.update(
+        machine=rep.machine(),
+        command=f"lorag eval retrieval --sets {','.join(sets)} --limit {limit} --questions {questions} "
+        f"--rerank-depth {rerank_depth} --seed {seed}",
+    )
+    rep.write_json(result, out / "retrieval.json")
+    rep.retrieval_chart(result, out / "retrieval.png")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    console().print(rep.retrieval_table(result))
+    click.echo(f"wrote {out / 'retrieval.json'} and {out / 'retrieval.png'}")
