@@ -277,3 +277,113 @@ def _retrieval_benchmark(sets, methods, *, limit, questions, rerank_depth, seed,
         return
     console().print(rep.retrieval_table(result))
     click.echo(f"wrote {out / 'retrieval.json'} and {out / 'retrieval.png'}")
+
+
+@evaluate.command("rag")
+@click.option(
+    "--set", "set_name", default="dev", show_default=True, type=click.Choice(["dev", "nyt", "new_wiki"])
+)
+@click.option(
+    "--limit", type=click.IntRange(0), default=150, show_default=True, help="paragraphs ingested (0 = all)"
+)
+@click.option(
+    "--answerable", type=click.IntRange(2), default=60, show_default=True, help="questions of the score pass"
+)
+@click.option(
+    "--unanswerable",
+    type=click.IntRange(2),
+    default=60,
+    show_default=True,
+    help="questions whose paragraph is deleted",
+)
+@click.option(
+    "--generate",
+    "generate_n",
+    type=click.IntRange(1),
+    default=12,
+    show_default=True,
+    help="questions answered by the model",
+)
+@click.option(
+    "--noise",
+    "noise_n",
+    type=click.IntRange(1),
+    default=8,
+    show_default=True,
+    help="questions of the noise-robustness test",
+)
+@click.option("--noise-levels", default="0,2,4", show_default=True, help="irrelevant passages added")
+@click.option("--template", default="concise", show_default=True, help="prompt template of the answers")
+@click.option("--max-new-tokens", type=click.IntRange(1, 512), default=48, show_default=True)
+@click.option(
+    "--min-answer-rate",
+    type=click.FloatRange(0, 1),
+    default=0.9,
+    show_default=True,
+    help="the chosen threshold answers at least this share of answerable questions",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@out_option
+def rag(
+    set_name,
+    limit,
+    answerable,
+    unanswerable,
+    generate_n,
+    noise_n,
+    noise_levels,
+    template,
+    max_new_tokens,
+    min_answer_rate,
+    seed,
+    as_json,
+    out: Path,
+) -> None:
+    """RAG answer quality and the negative-rejection threshold, on SQuAD, in this process.
+
+    \b
+    Ingests the set's paragraphs, asks its questions through Ask, and measures exact match/F1,
+    citation precision, context relevance, faithfulness (the reranker as judge), noise
+    robustness and negative rejection of questions whose paragraph was deleted; sweeps the
+    rejection threshold and picks the default. Writes OUT/rag.json and OUT/rag.png.
+    """
+    from lorag.evaluation import rag as ev
+    from lorag.evaluation import report as rep
+    from lorag.evaluation.data import load_set
+
+    try:
+        levels = [int(v) for v in noise_levels.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(
+            "comma-separated integers, e.g. 0,2,4", param_hint="--noise-levels"
+        ) from None
+    evalset = load_set(set_name, max_docs=limit)
+    say = None if as_json else (lambda msg: click.echo(msg, err=True))
+    result = ev.run(
+        evalset,
+        progress=say,
+        answerable_n=answerable,
+        unanswerable_n=unanswerable,
+        generate_n=generate_n,
+        noise_n=noise_n,
+        noise_levels=levels,
+        template=template,
+        max_new_tokens=max_new_tokens,
+        min_answer_rate=min_answer_rate,
+        seed=seed,
+    )
+    result.update(
+        machine=rep.machine(),
+        command=f"lorag eval rag --set {set_name} --limit {limit} --answerable {answerable} "
+        f"--unanswerable {unanswerable} --generate {generate_n} --noise {noise_n} "
+        f"--noise-levels {noise_levels} "
+        f"--template {template} --max-new-tokens {max_new_tokens} --seed {seed}",
+    )
+    rep.write_json(result, out / "rag.json")
+    rep.rag_chart(result, out / "rag.png")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    console().print(rep.rag_table(result))
+    click.echo(f"wrote {out / 'rag.json'} and {out / 'rag.png'}")

@@ -76,3 +76,87 @@ def retrieval_chart(report: dict, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def rag_table(report: dict):
+    from rich.table import Table
+
+    a, r = report["answers"], report["rejection"]
+    table = Table(title=f"RAG on {report['set']} ({report['documents']} docs)", show_edge=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("over", justify="left")
+    rows = [
+        ("exact match", a["exact_match"], f"{a['questions']} answers"),
+        ("F1", a["f1"], f"{a['questions']} answers"),
+        ("answer contains gold", a["answer_contained"], f"{a['questions']} answers"),
+        ("citation precision", a["citation_precision"], f"{a['answers_with_citations']} answers citing"),
+        ("context relevance (gold share)", a["context_relevance"], "passages in the prompt"),
+        ("faithfulness", a["faithfulness"], a["judge"]),
+        ("context recall", report["context_recall"], f"{report['answerable_questions']} questions"),
+    ]
+    for name, value, over in rows:
+        table.add_row(name, _fmt(value), over)
+    table.add_section()
+    for n in report["noise_robustness"]:
+        table.add_row(
+            f"accuracy, {n['noise_passages']} noise passages",
+            _fmt(n["accuracy"]),
+            f"{n['questions']} questions (F1 {_fmt(n['f1'])})",
+        )
+    table.add_section()
+    for label, point in (("chosen threshold", r["chosen"]), ("previous default", r["current_default"])):
+        if point is None:
+            continue
+        table.add_row(
+            f"{label} {point['threshold']:.2f}: negative rejection",
+            _fmt(point["negative_rejection_rate"]),
+            f"{report['unanswerable_questions']} unanswerable; false rejection "
+            f"{_fmt(point['false_rejection_rate'])} of {report['answerable_questions']} answerable",
+        )
+    return table
+
+
+def rag_chart(report: dict, path: Path) -> Path:
+    """Left: answer/rejection rates over the threshold sweep; right: noise robustness."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = report["rejection"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    xs = [p["threshold"] for p in r["sweep"]]
+    left.plot(xs, [p["answer_rate"] for p in r["sweep"]], label="answerable answered")
+    left.plot(xs, [p["rejection_rate"] for p in r["sweep"]], label="unanswerable rejected")
+    left.axvline(
+        r["chosen"]["threshold"], color="k", ls="--", lw=1, label=f"chosen {r['chosen']['threshold']:.2f}"
+    )
+    if r["current_default"] is not None:
+        left.axvline(
+            r["current_default"]["threshold"],
+            color="grey",
+            ls=":",
+            lw=1,
+            label=f"previous {r['current_default']['threshold']:.2f}",
+        )
+    left.set_xlabel(f"min_relevance ({report['reranker']['scoring_method']})")
+    left.set_ylim(0, 1.05)
+    left.set_title(f"negative rejection, {report['set']}")
+    left.legend(fontsize=8)
+    noise = report["noise_robustness"]
+    labels = [str(n["noise_passages"]) for n in noise]
+    right.bar(labels, [n["accuracy"] for n in noise], color="tab:green")
+    right.set_xlabel("irrelevant passages added to the gold one")
+    right.set_ylabel("answer contains gold")
+    right.set_ylim(0, 1.05)
+    right.set_title("noise robustness")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
