@@ -109,3 +109,20 @@ def test_threshold_sweep_and_choice():
 def test_mean_skips_missing_values():
     assert m.mean([1.0, None, 0.0]) == 0.5
     assert m.mean([None]) is None
+
+
+def test_unanswerable_questions_keep_only_those_no_remaining_paragraph_answers():
+    from lorag.evaluation.data import QA, Doc, EvalSet
+    from lorag.evaluation.rag import unanswerable
+
+    docs = (
+        Doc("d1", "The Broncos won Super Bowl 50 in Santa Clara.", "a"),
+        Doc("d2", "Santa Clara hosted the game at Levi's Stadium.", "a"),
+        Doc("d3", "Warsaw is the capital of Poland.", "b"),
+    )
+    q1 = QA("q1", "Where was Super Bowl 50 played?", "d1", ("Santa Clara",))  # d2 still says it
+    q2 = QA("q2", "What is the capital of Poland?", "d3", ("Warsaw",))  # nothing else does
+    evalset = EvalSet("t", docs, (q1, q2), "test")
+    deleted, kept = unanswerable(evalset, [q1, q2])
+    assert deleted == ["d1", "d3"]
+    assert kept == [q2]

@@ -322,6 +322,12 @@ def _retrieval_benchmark(sets, methods, *, limit, questions, rerank_depth, seed,
     show_default=True,
     help="the chosen threshold answers at least this share of answerable questions",
 )
+@click.option(
+    "--adapter-dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="a peft adapter directory: answers are also generated with it, side by side",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 @out_option
@@ -336,6 +342,7 @@ def rag(
     template,
     max_new_tokens,
     min_answer_rate,
+    adapter_dir,
     seed,
     as_json,
     out: Path,
@@ -371,6 +378,7 @@ def rag(
         template=template,
         max_new_tokens=max_new_tokens,
         min_answer_rate=min_answer_rate,
+        adapter_dir=adapter_dir,
         seed=seed,
     )
     result.update(

@@ -25,6 +25,12 @@ then, in order:
    balanced accuracy (the mean of the two) while answering at least ``min_answer_rate`` of the
    answerable ones; ties go to the lower threshold.
 
+Adapter evaluation (hook for the training pipeline): with ``adapter_dir`` — a peft adapter
+directory such as the training pipeline registers — the adapter is uploaded into the evaluation
+tenant and the generation pass runs twice, without and with it (``answers`` and
+``answers_with_adapter``, same questions, same retrieval). Running it on a domain set and on a
+general set shows whether the adapter helps the domain without degrading the rest.
+
 Judge of faithfulness: no NLI model ships in any package this platform can install offline, so
 the judge is the platform's reranker (the cross-encoder): a sentence is supported when its best
 score against the prompt's passages (sentence as the query) is at least ``judge_threshold``.
@@ -81,12 +87,14 @@ def generation_pass(
     max_new_tokens: int,
     judge: Callable[[str, Sequence[str]], float],
     judge_threshold: float,
+    adapter: str | None = None,
 ) -> list[dict]:
     rows = []
     for q in questions:
         started = time.perf_counter()
         a = client.rag.ask(
             q.question,
+            adapter=adapter,
             min_relevance=0.0,
             return_contexts=True,
             template=template,
@@ -184,6 +192,7 @@ def evaluate_set(
     min_answer_rate: float = 0.9,
     current_default: float | None = None,
     judge_label: str = "reranker",
+    adapter_dir: str | None = None,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
@@ -216,6 +225,19 @@ def evaluate_set(
         judge=judge,
         judge_threshold=judge_threshold,
     )
+    with_adapter = None
+    if adapter_dir:
+        version = client.adapters.upload(adapter_dir, name="eval-adapter")
+        say(f"generation pass with adapter eval-adapter v{version.version}")
+        with_adapter = generation_pass(
+            client,
+            answerable_q[:generate_n],
+            template=template,
+            max_new_tokens=max_new_tokens,
+            judge=judge,
+            judge_threshold=judge_threshold,
+            adapter="eval-adapter",
+        )
     say(f"noise robustness: {min(noise_n, len(answerable_q))} questions x {list(noise_levels)}")
     noise = noise_pass(
         client,
@@ -246,8 +268,23 @@ def evaluate_set(
             "balanced_accuracy": p.balanced_accuracy,
         }
 
-    def avg(key: str) -> float | None:
-        return metrics.mean(r[key] for r in generated)
+    def summary(rows: list[dict]) -> dict:
+        def avg(key: str) -> float | None:
+            return metrics.mean(r[key] for r in rows)
+
+        return {
+            "questions": len(rows),
+            "exact_match": avg("em"),
+            "f1": avg("f1"),
+            "answer_contained": avg("contained"),
+            "citation_precision": avg("citation_precision"),
+            "answers_with_citations": sum(r["citation_precision"] is not None for r in rows),
+            "context_relevance": avg("context_precision"),
+            "supporting_passage_in_context": avg("gold_in_context"),
+            "faithfulness": avg("faithfulness"),
+            "judge": f"{judge_label}, supported when score >= {judge_threshold}",
+            "mean_seconds": avg("seconds"),
+        }
 
     return {
         "set": evalset.name,
@@ -260,19 +297,8 @@ def evaluate_set(
         "unanswerable_questions": len(unanswerable_rows),
         "unanswerable_dropped": len(unanswerable_q) - len(unanswerable_kept),
         "context_recall": sum(r["gold_in_context"] for r in answerable_rows) / len(answerable_rows),
-        "answers": {
-            "questions": len(generated),
-            "exact_match": avg("em"),
-            "f1": avg("f1"),
-            "answer_contained": avg("contained"),
-            "citation_precision": avg("citation_precision"),
-            "answers_with_citations": sum(r["citation_precision"] is not None for r in generated),
-            "context_relevance": avg("context_precision"),
-            "supporting_passage_in_context": avg("gold_in_context"),
-            "faithfulness": avg("faithfulness"),
-            "judge": f"{judge_label}, supported when score >= {judge_threshold}",
-            "mean_seconds": avg("seconds"),
-        },
+        "answers": summary(generated),
+        "answers_with_adapter": summary(with_adapter) if with_adapter is not None else None,
         "noise_robustness": noise,
         "rejection": {
             "chosen": at(chosen.threshold),

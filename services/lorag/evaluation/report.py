@@ -101,6 +101,16 @@ def rag_table(report: dict):
     ]
     for name, value, over in rows:
         table.add_row(name, _fmt(value), over)
+    tuned = report.get("answers_with_adapter")
+    if tuned:
+        table.add_section()
+        for name, key in (
+            ("with adapter: exact match", "exact_match"),
+            ("with adapter: F1", "f1"),
+            ("with adapter: answer contains gold", "answer_contained"),
+            ("with adapter: faithfulness", "faithfulness"),
+        ):
+            table.add_row(name, _fmt(tuned[key]), f"{tuned['questions']} answers")
     table.add_section()
     for n in report["noise_robustness"]:
         table.add_row(
