@@ -21,6 +21,17 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:  # pragma: no cover - depends on the installation
+        raise RuntimeError("charts need matplotlib: pip install 'lorag[eval]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def write_json(report: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
@@ -50,10 +61,7 @@ def retrieval_table(report: dict):
 
 def retrieval_chart(report: dict, path: Path) -> Path:
     """Grouped bars: nDCG@10 / MRR@10 / Recall@100 per method, one panel per set."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     sets = report["sets"]
     fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 4), squeeze=False)
@@ -133,10 +141,7 @@ def rag_table(report: dict):
 
 def rag_chart(report: dict, path: Path) -> Path:
     """Left: answer/rejection rates over the threshold sweep; right: noise robustness."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     r = report["rejection"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
