@@ -72,8 +72,21 @@ test-e2e: install ## e2e tier only (real Ray Serve)
 run: install ## start the whole platform on embedded defaults (gRPC on 127.0.0.1:9000)
 	$(BIN)/lorag serve
 
-bench: install ## run every benchmarks/bench_*.py; each writes reports/<name>.json and .png
-	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b --out reports; done
+# Sizes that keep `make bench` bounded (about 45 min on 2 busy cores); each bench also has a time cap.
+BENCH_OUT     ?= benchmarks/results
+BENCH_TIMEOUT ?= 1800
+export BENCH_ARGS_bench_adapters := --repeat 3 --resolves 300
+export BENCH_ARGS_bench_embedding := --texts 512 --concurrency 32 --rerank-queries 8 --passages 256
+export BENCH_ARGS_bench_generation := --adapters 8 --requests 16 --concurrency 8 --max-new-tokens 32 --rounds 3
+export BENCH_ARGS_bench_rag := --documents 200 --clients 1,8,32 --per-client 1 --max-new-tokens 16
+export BENCH_ARGS_bench_retrieval := --sizes 1000,10000,100000 --queries 12
+export BENCH_ARGS_bench_rpc := --sequential 300 --concurrency 16 --per-worker 25
+
+bench: install ## run every benchmarks/bench_*.py (JSON + PNG in benchmarks/results/), then the target summary
+	@mkdir -p $(BENCH_OUT); set -e; for b in benchmarks/bench_*.py; do n=$$(basename $$b .py); \
+		v=BENCH_ARGS_$$n; echo "== $$n $${!v}"; \
+		PYTHONPATH=services timeout $(BENCH_TIMEOUT) $(BIN)/python $$b --out $(BENCH_OUT) $${!v} || { echo "$$n failed or ran over $(BENCH_TIMEOUT) s"; exit 1; }; done
+	$(BIN)/python benchmarks/summarize.py $(BENCH_OUT)
 
 # Offline Kubernetes toolkit (helm, kubectl, kubernetes-validate, checkov, yamllint, hadolint), cached.
 export K8S_TOOLS_DIR ?= $(HOME)/.cache/k8s-tools
@@ -89,4 +102,4 @@ chart: chart-tools ## lint, render and validate charts/lorag for every ci/*.yaml
 	tools/check-chart.sh
 
 clean: ## remove the venv and caches of this checkout
-	rm -rf $(VENV) .tools .pytest_cache .ruff_cache reports
+	rm -rf $(VENV) .tools .pytest_cache .ruff_cache reports eval-results

@@ -120,7 +120,7 @@ async def run(args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("reports"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--repeat", type=int, default=4)
     parser.add_argument("--resolves", type=int, default=300)
     args = parser.parse_args()

@@ -30,6 +30,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LORAG_LOG_JSON", "false")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `lorag serve` runs replicas
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/targets.py
+from targets import check, machine, print_targets  # noqa: E402
 
 
 def _texts(n_questions: int, n_paragraphs: int, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -208,7 +210,7 @@ def main() -> None:
         print(json.dumps(asyncio.run(_client_load(target, key, texts, int(concurrency)))))
         return
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("reports"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--texts", type=int, default=512, help="texts sent in the batching comparison")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rerank-queries", type=int, default=8, help="queries x 16 passages each")
@@ -269,6 +271,11 @@ def main() -> None:
             / results["embed_fp32"]["texts_per_s"],
         },
     }
+    report["machine"].update(machine())
+    report["targets"] = [
+        check("embedding_batched_over_unbatched", report["ratios"]["batched_over_unbatched"])
+    ]
+    print_targets(report["targets"])
     (args.out / "bench_embedding.json").write_text(json.dumps(report, indent=2))
     _chart(report, args.out / "bench_embedding.png")
     print(json.dumps(report, indent=2))

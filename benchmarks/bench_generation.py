@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +32,8 @@ from pathlib import Path
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LORAG_MODELS_DIR", str(Path.home() / ".cache" / "lorag" / "models"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/targets.py
+from targets import check, machine, print_targets  # noqa: E402
 
 PROMPTS = [
     "Write a short note about the ocean.",
@@ -80,6 +83,18 @@ def _adapters(base_dir: Path, root: Path, n: int) -> list[Path]:
         peft_model.save_pretrained(target)
         out.append(target)
     return out
+
+
+def _rss_mib() -> float:
+    """Resident memory of this process (Linux /proc), MiB."""
+    import gc
+
+    gc.collect()
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _median_round(runs: list[tuple[int, float]]) -> tuple[int, float]:
@@ -141,11 +156,26 @@ def engine_ratios(args, work: Path) -> dict:
     tok = AutoTokenizer.from_pretrained(base_dir)
     tok.padding_side = "left"
     base = AutoModelForCausalLM.from_pretrained(base_dir).eval()
+    rss_base = _rss_mib()
     model = PeftModel.from_pretrained(base, paths[0], adapter_name="a0")
     for i, p in enumerate(paths[1:], 1):
         model.load_adapter(p, adapter_name=f"a{i}")
     model.eval()
     lora_batch.install(model)  # as the service does: gathered multi-LoRA matmuls
+    rss_loaded = _rss_mib()
+    tensor_bytes = sum(
+        t.numel() * t.element_size()
+        for name, t in model.named_parameters()
+        if ".a0." in name or name.endswith(".a0")
+    )
+    memory = {
+        "adapters": args.adapters,
+        "rank": 8,
+        "rss_mib_base": rss_base,
+        "rss_mib_with_adapters": rss_loaded,
+        "rss_mib_per_adapter": (rss_loaded - rss_base) / args.adapters,
+        "tensor_mib_per_adapter": tensor_bytes / 2**20,
+    }
     engine = BatchEngine(model, tok, max_batch_size=args.concurrency)
     plain_engine = BatchEngine(
         AutoModelForCausalLM.from_pretrained(base_dir).eval(), tok, max_batch_size=args.concurrency
@@ -220,6 +250,7 @@ def engine_ratios(args, work: Path) -> dict:
             "tokens_per_s": naive_tokens / naive_s,
         },
         "raw_generate": {"tokens": raw_tokens, "seconds": raw_s, "tokens_per_s": raw_tokens / raw_s},
+        "adapter_memory": memory,
     }
 
 
@@ -452,9 +483,25 @@ def int8_tradeoff(args) -> dict:
     }
 
 
+def _targets(ratios: dict, results: dict) -> list[dict]:
+    names = {
+        "mixed_over_base": "generation_mixed_over_base",
+        "mixed_over_naive": "generation_mixed_over_naive",
+        "grpc_over_raw_generate": "generation_grpc_over_raw",
+        "ray_serve_over_raw_generate": "generation_ray_serve_over_raw",
+    }
+    out = [check(target, ratios[key]) for key, target in names.items() if key in ratios]
+    if "hot_swap" in results:
+        out.append(check("hot_swap_switch_time_s", results["hot_swap"]["switch_time_s"]))
+        out.append(check("hot_swap_failed_requests", results["hot_swap"]["failed_requests"]))
+    if "adapter_memory" in results:
+        out.append(check("memory_per_adapter_mib", results["adapter_memory"]["rss_mib_per_adapter"]))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("reports"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--adapters", type=int, default=8)
     parser.add_argument("--requests", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=8)
@@ -504,7 +551,7 @@ def main() -> None:
     report = {
         "benchmark": "generation",
         "machine": {
-            "cpus": os.cpu_count(),
+            **machine(),
             "python": platform.python_version(),
             "load_average_before": load_before,
             "load_average_after": os.getloadavg(),
@@ -512,8 +559,9 @@ def main() -> None:
         "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "results": results,
         "ratios": ratios,
-        "targets": {k: t for k, (_, _, t) in ratio_defs.items() if t is not None and k in ratios},
+        "targets": _targets(ratios, results),
     }
+    print_targets(report["targets"])
     name = "bench_generation" if args.only == "all" else f"bench_generation_{args.only}"
     (args.out / f"{name}.json").write_text(json.dumps(report, indent=2))
     import matplotlib

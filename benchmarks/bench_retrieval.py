@@ -1,5 +1,6 @@
 """Retrieval benchmark: Milvus insert throughput and search latency at 10k and 100k chunks,
-against an exact brute-force numpy search on the same vectors, measured side by side in one run.
+against an exact brute-force numpy search on the same vectors, measured side by side in one run
+(1k/10k/100k: synthetic unit vectors and Zipf-distributed word texts; the schema is production's).
 
 For each collection size N (fresh Milvus Lite collection with the production schema: HNSW on
 the dense vector, BM25 function on the text, tenant partition key):
@@ -22,11 +23,15 @@ import asyncio
 import json
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/targets.py
+from targets import check, machine, print_targets  # noqa: E402
 
 TENANT = "bench"
 TOP_K = 10
@@ -236,8 +241,8 @@ def plot(results: list[dict], path: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="reports", help="directory for the JSON and PNG reports")
-    p.add_argument("--sizes", default="10000,100000", help="collection sizes, comma-separated")
+    p.add_argument("--out", default="benchmarks/results", help="directory for the JSON and PNG reports")
+    p.add_argument("--sizes", default="1000,10000,100000", help="collection sizes, comma-separated")
     p.add_argument("--dim", type=int, default=384, help="vector dimension (all-MiniLM-L6-v2: 384)")
     p.add_argument("--queries", type=int, default=12, help="queries per mode and size")
     args = p.parse_args()
@@ -257,13 +262,20 @@ def main() -> None:
                 f"recall@10 {r['dense_recall_at_10_vs_exact']:.3f}",
                 flush=True,
             )
+    targets = [
+        check("retrieval_milvus_over_numpy_p50", r["ratio_p50_vs_numpy"][mode], chunks=r["chunks"], mode=mode)
+        for r in results
+        for mode in ("dense", "hybrid_rrf")
+    ]
     report = {
         "benchmark": "retrieval",
         "backend": "milvus-lite (embedded)",
-        "machine": {"platform": platform.platform(), "python": platform.python_version()},
+        "machine": {**machine(), "platform": platform.platform()},
         "top_k": TOP_K,
         "results": results,
+        "targets": targets,
     }
+    print_targets(targets)
     (out / "bench_retrieval.json").write_text(json.dumps(report, indent=2))
     plot(results, out / "bench_retrieval.png")
     print(f"wrote {out / 'bench_retrieval.json'} and {out / 'bench_retrieval.png'}")

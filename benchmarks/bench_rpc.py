@@ -14,11 +14,14 @@ import os
 import platform
 import socket
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/targets.py
+from targets import check, machine, print_targets  # noqa: E402
 
 
 def _free_port() -> int:
@@ -107,7 +110,7 @@ def _chart(results: dict, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("reports"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--sequential", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--per-worker", type=int, default=25)
@@ -128,6 +131,11 @@ def main() -> None:
             / results["ray-serve"]["throughput_rps"],
         },
     }
+    report["machine"].update(machine())
+    report["targets"] = [
+        check("rpc_ray_proxy_over_inprocess_p50", report["ratios"]["ray_over_inprocess_p50"])
+    ]
+    print_targets(report["targets"])
     (out / "bench_rpc.json").write_text(json.dumps(report, indent=2))
     _chart(results, out / "bench_rpc.png")
     print(json.dumps(report, indent=2))

@@ -5,10 +5,13 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
+from lorag.adapters.transfer import upload_requests
+from lorag.adapters.v1 import adapters_pb2 as apb
+from lorag.admin.v1 import admin_pb2
 from lorag.client import Client
 from lorag.common.v1 import common_pb2
 from lorag.reranking.v1 import reranking_pb2 as pb
-from tests.support.reranking import real_pairs
+from tests.support.reranking import quick_reranker_adapter, real_pairs
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +52,36 @@ def test_relevant_passages_rank_first_also_under_concurrency(client):
         (request("q", ["p"], model="nope"), "NOT_FOUND", "model: "),
         (
             request("q", ["p"], adapter=common_pb2.AdapterRef(ref="mine@production")),
-            "UNIMPLEMENTED",
-            "RerankingService.Rerank with an adapter is not available",
+            "NOT_FOUND",
+            "adapter 'mine@production' not found",
         ),
     ],
-    ids=["no-passages", "too-many", "unknown-model", "adapter"],
+    ids=["no-passages", "too-many", "unknown-model", "unknown-adapter"],
 )
 def test_bad_input_gets_a_clear_status_through_the_proxy(client, req, code, prefix):
     with pytest.raises(grpc.RpcError) as info:
         client.reranking.Rerank(req)
     assert info.value.code() == grpc.StatusCode[code]
     assert info.value.details().startswith(prefix) and "Traceback" not in info.value.details()
+
+
+def test_a_tenant_reranker_adapter_serves_through_ray_serve(client, platform, tmp_path):
+    resp = client.admin.CreateTenant(
+        admin_pb2.CreateTenantRequest(tenant_id="e2e-rerank", create_admin_key=True)
+    )
+    with Client(platform.target, resp.admin_api_key, timeout=60) as tenant:
+        files = quick_reranker_adapter(tmp_path / "ranker", seed=3)
+        version = tenant.adapters.UploadAdapterVersion(
+            upload_requests(
+                files, adapter_name="ranker", kind=apb.ADAPTER_KIND_RERANKING, chunk_bytes=64 << 10
+            )
+        ).version
+        tenant.adapters.SetAlias(apb.SetAliasRequest(adapter_name="ranker", alias="production", version=1))
+        question, gold, others = real_pairs(1)[0]
+        base = tenant.reranking.Rerank(request(question, [gold, *others]))
+        tuned = tenant.reranking.Rerank(
+            request(question, [gold, *others], adapter=common_pb2.AdapterRef(ref="ranker"))
+        )
+    assert (base.adapter_version_id, tuned.adapter_version_id) == ("", version.version_id)
+    base_scores = {r.id: r.score for r in base.results}
+    assert max(abs(r.score - base_scores[r.id]) for r in tuned.results) > 1e-3

@@ -2,18 +2,30 @@
 
 import asyncio
 import os
+import time
 from contextlib import contextmanager
 
 import grpc
 import pytest
 
+from lorag.adapters.transfer import upload_requests
+from lorag.adapters.v1 import adapters_pb2 as apb
+from lorag.admin.v1 import admin_pb2
 from lorag.apps import APPS_BY_NAME
 from lorag.client import AsyncClient
 from lorag.common.hosts import start_inprocess
 from lorag.common.v1 import common_pb2
 from lorag.reranking.v1 import reranking_pb2 as pb
 from tests.integration.conftest import expect_status
-from tests.support.reranking import QUICK, QUICK_ENV, quick_reranker, quick_settings, real_pairs
+from tests.support.adapters import synthetic_llama_adapter
+from tests.support.reranking import (
+    QUICK,
+    QUICK_ENV,
+    quick_reranker,
+    quick_reranker_adapter,
+    quick_settings,
+    real_pairs,
+)
 
 
 @contextmanager
@@ -80,12 +92,106 @@ async def test_top_n_and_concurrent_requests_give_the_same_scores(built):
     assert [r.id for r in top.results] == [r.id for r in alone.results[:2]]
 
 
-async def test_an_adapter_reference_answers_unimplemented_naming_the_capability(built):
-    details = await expect_status(
-        built.reranking.Rerank(request("q", ["p"], adapter=common_pb2.AdapterRef(ref="support@production"))),
-        grpc.StatusCode.UNIMPLEMENTED,
-    )
-    assert details.startswith("RerankingService.Rerank with an adapter is not available: ")
+@pytest.fixture(scope="module")
+async def adapter_tenants(built, operator, host, tmp_path_factory):
+    """Tenants rr-a (two reranking adapter versions, production -> v1) and rr-b (none): each
+    with a client on the adapter host (uploads) and one on the reranking host."""
+    root = tmp_path_factory.mktemp("rerank-adapters")
+    out = {}
+    for name in ("rr-a", "rr-b"):
+        resp = await operator.admin.CreateTenant(
+            admin_pb2.CreateTenantRequest(tenant_id=name, create_admin_key=True)
+        )
+        out[name] = (
+            AsyncClient(host.target, resp.admin_api_key, timeout=60),
+            AsyncClient(built.target, resp.admin_api_key, timeout=60),
+        )
+    registry = out["rr-a"][0].adapters
+    versions = []
+    for seed in (1, 2):
+        files = quick_reranker_adapter(root / f"s{seed}", seed=seed)
+        resp = await registry.UploadAdapterVersion(
+            upload_requests(
+                files, adapter_name="ranker", kind=apb.ADAPTER_KIND_RERANKING, chunk_bytes=128 << 10
+            )
+        )
+        versions.append(resp.version.version_id)
+    await registry.SetAlias(apb.SetAliasRequest(adapter_name="ranker", alias="production", version=1))
+    gen = synthetic_llama_adapter(root / "gen")
+    await registry.UploadAdapterVersion(upload_requests(gen, adapter_name="writer", chunk_bytes=128 << 10))
+    yield out, versions
+    for clients in out.values():
+        for c in clients:
+            await c.close()
+
+
+def scores(resp):
+    return {r.id: r.score for r in resp.results}
+
+
+async def test_each_request_is_scored_with_its_adapter_version(adapter_tenants):
+    clients, (v1, v2) = adapter_tenants
+    rerank = clients["rr-a"][1].reranking
+    question, gold, others = real_pairs(1)[0]
+    texts = [gold, *others]
+    base = await rerank.Rerank(request(question, texts))
+    assert base.adapter_version_id == ""
+    by_ref = {}
+    for ref in ("ranker", "ranker@production", "ranker@v1", "ranker@v2"):
+        resp = await rerank.Rerank(request(question, texts, adapter=common_pb2.AdapterRef(ref=ref)))
+        by_ref[ref] = resp
+        assert resp.scoring_method == pb.SCORING_METHOD_CROSS_ENCODER
+    assert [by_ref[r].adapter_version_id for r in by_ref] == [v1, v1, v1, v2]
+    s_base, s1, s2 = scores(base), scores(by_ref["ranker@v1"]), scores(by_ref["ranker@v2"])
+    assert max(abs(s1[k] - s_base[k]) for k in s_base) > 1e-3  # the adapter changes the scores
+    assert max(abs(s1[k] - s2[k]) for k in s_base) > 1e-3
+    assert scores(await rerank.Rerank(request(question, texts))) == pytest.approx(s_base, abs=1e-6)
+
+
+async def test_mixed_concurrent_requests_match_sequential_ones(adapter_tenants):
+    clients, _ = adapter_tenants
+    rerank = clients["rr-a"][1].reranking
+    refs = ["", "ranker@v1", "ranker@v2", "", "ranker@v2", "ranker@v1"]
+    reqs = [
+        request(q, [g, *o], adapter=common_pb2.AdapterRef(ref=ref))
+        for ref, (q, g, o) in zip(refs, real_pairs(len(refs)), strict=True)
+    ]
+    sequential = [await rerank.Rerank(r) for r in reqs]
+    concurrent = await asyncio.gather(*(rerank.Rerank(r) for r in reqs))
+    for one, many in zip(sequential, concurrent, strict=True):
+        assert many.adapter_version_id == one.adapter_version_id
+        assert scores(many) == pytest.approx(scores(one), abs=1e-5)
+
+
+async def test_an_alias_move_reaches_the_reranker(adapter_tenants):
+    clients, (v1, v2) = adapter_tenants
+    registry, rerank = clients["rr-a"][0].adapters, clients["rr-a"][1].reranking
+    req = request("who", ["a passage"], adapter=common_pb2.AdapterRef(ref="ranker@production"))
+    assert (await rerank.Rerank(req)).adapter_version_id == v1
+    await registry.SetAlias(apb.SetAliasRequest(adapter_name="ranker", alias="production", version=2))
+    try:
+        deadline = time.monotonic() + 2.0
+        while (await rerank.Rerank(req)).adapter_version_id != v2:
+            assert time.monotonic() < deadline, "the alias move did not reach the reranker within 2 s"
+            await asyncio.sleep(0.05)
+    finally:
+        await registry.SetAlias(apb.SetAliasRequest(adapter_name="ranker", alias="production", version=1))
+
+
+async def test_foreign_unknown_and_wrong_kind_adapters_are_refused(adapter_tenants):
+    clients, _ = adapter_tenants
+    a, b = clients["rr-a"][1].reranking, clients["rr-b"][1].reranking
+
+    def ask(client, ref):
+        return client.Rerank(request("q", ["p"], adapter=common_pb2.AdapterRef(ref=ref)))
+
+    missing = await expect_status(ask(a, "nope"), grpc.StatusCode.NOT_FOUND)
+    foreign = await expect_status(ask(b, "ranker"), grpc.StatusCode.NOT_FOUND)
+    assert missing.replace("nope", "X") == foreign.replace("ranker", "X")  # existence is not leaked
+    await expect_status(ask(b, "ranker@v1"), grpc.StatusCode.NOT_FOUND)
+    details = await expect_status(ask(a, "writer"), grpc.StatusCode.FAILED_PRECONDITION)
+    assert "generation adapter, not a reranking adapter" in details
+    await expect_status(ask(a, "bad name!"), grpc.StatusCode.INVALID_ARGUMENT)
 
 
 @pytest.mark.parametrize(

@@ -55,3 +55,38 @@ def real_pairs(count: int = 5) -> list[tuple[str, str, list[str]]]:
         others = [heldout[(i + k) % len(heldout)].paragraphs[1].context for k in range(1, 4)]
         out.append((paragraph.questions[0].text, paragraph.context, others))
     return out
+
+
+def quick_reranker_adapter(out: Path, *, seed: int, rank: int = 4) -> Path:
+    """A reranking LoRA adapter of the quick build in ``out``: random LoRA weights and head.
+
+    Different seeds give adapters that score differently from each other and from the base, which
+    is what per-request adapter tests need (quality comes from the training pipeline).
+    """
+    import warnings
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(quick_reranker()), local_files_only=True
+        )
+        model.name_or_path = "sentence-transformers/all-MiniLM-L6-v2"  # peft's base_model_name_or_path
+        torch.manual_seed(seed)
+        lora = LoraConfig(
+            task_type="SEQ_CLS",
+            r=rank,
+            lora_alpha=2 * rank,
+            target_modules=["query", "key", "value"],
+            init_lora_weights=False,
+        )
+        peft_model = get_peft_model(model, lora)
+        with torch.no_grad():
+            for p in peft_model.base_model.model.classifier.modules_to_save.default.parameters():
+                p.add_(0.5 * torch.randn_like(p))
+        peft_model.save_pretrained(str(out))
+    (out / "README.md").unlink(missing_ok=True)
+    return out

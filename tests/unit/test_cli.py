@@ -194,3 +194,12 @@ def test_load_queries_accepts_lists_and_grades_and_names_bad_lines(tmp_path):
     path.write_text('{"query": "q", "relevant": "a"}\n')
     with pytest.raises(ValueError, match="must be a list"):
         load_queries(path)
+
+
+def test_eval_benchmarks_reject_unknown_sets_and_methods(runner):
+    result = runner.invoke(cli, ["eval", "retrieval", "--sets", "dev,msmarco"])
+    assert result.exit_code == 2 and "choose from dev, nyt, new_wiki" in result.output
+    result = runner.invoke(cli, ["eval", "retrieval", "--methods", "dense,splade"])
+    assert result.exit_code == 2 and "hybrid_rerank" in result.output
+    result = runner.invoke(cli, ["eval", "rag", "--noise-levels", "0,two"])
+    assert result.exit_code == 2 and "comma-separated integers" in result.output

@@ -90,6 +90,41 @@ def test_each_row_is_scored_with_its_own_adapter_in_one_batch(tiny_reranker):
         score_pairs(model, tokenizer, PAIRS[:1], ["tenant-b"])
 
 
+def test_the_core_loads_and_unloads_adapter_versions_into_its_model(tiny_reranker, tmp_path):
+    from lorag.reranking.settings import RerankerModelSpec
+
+    base, tokenizer, adapters = tiny_reranker
+    base.save_pretrained(str(tmp_path / "tiny"))
+    tokenizer.save_pretrained(str(tmp_path / "tiny"))
+    settings = RerankingSettings(
+        models={"tiny": RerankerModelSpec(path=str(tmp_path / "tiny"))}, default_model="tiny"
+    )
+    core = RerankingCore(settings, data_dir=tmp_path)
+    query, passages = PAIRS[0][0], [p for _, p in PAIRS]
+    plain = [h.score for h in core.rerank(query, passages).hits]
+    for name, path in adapters.items():
+        core.load_adapter_version("tiny", name, path)
+    assert core.loaded_adapters("tiny") == ["tenant-a", "tenant-b"]
+    a = core.rerank(query, passages, adapter="tenant-a")
+    assert a.adapter_version_id == "tenant-a" and [h.score for h in a.hits] != pytest.approx(plain)
+    assert [h.score for h in core.rerank(query, passages).hits] == pytest.approx(plain, abs=1e-6)
+
+    core.unload_adapter_version("tiny", "tenant-a")
+    with pytest.raises(FailedPrecondition, match="not loaded"):
+        core.rerank(query, passages, adapter="tenant-a")
+    core.unload_adapter_version("tiny", "tenant-b")  # the last one: a clean base is loaded again
+    assert core.loaded_adapters("tiny") == []
+    assert [h.score for h in core.rerank(query, passages).hits] == pytest.approx(plain, abs=1e-6)
+    core.load_adapter_version("tiny", "tenant-b", adapters["tenant-b"])  # and takes adapters again
+    assert core.rerank(query, passages, adapter="tenant-b").adapter_version_id == "tenant-b"
+
+
+def test_adapters_need_the_cross_encoder(stand_in, tiny_reranker):
+    _, _, adapters = tiny_reranker
+    with pytest.raises(FailedPrecondition, match="no cross-encoder yet"):
+        stand_in.load_adapter_version(DEFAULT_MODEL, "tenant-a", adapters["tenant-a"])
+
+
 def test_scores_do_not_depend_on_batching(tiny_reranker):
     base, tokenizer, _ = tiny_reranker
     together, _ = score_pairs(base, tokenizer, PAIRS, batch_size=32)

@@ -1,6 +1,10 @@
-"""``lorag eval ...``: measure quality against the running service.
+"""``lorag eval ...``: measure quality.
 
-``lorag eval retrieval QUERIES.jsonl`` searches every query and scores the ranked documents
+``lorag eval retrieval`` (no file) and ``lorag eval rag`` run the evaluation harness
+(:mod:`lorag.evaluation`): a whole platform in this process ingests SQuAD-derived sets through
+the normal ingest path and is scored; they print a table and write JSON + PNG under ``--out``.
+
+``lorag eval retrieval QUERIES.jsonl`` instead searches every query and scores the ranked documents
 against the relevant ones: nDCG@k and MRR@k (document level: the first hit of a document counts,
 later chunks of the same document are skipped). Each line of the file is a JSON object::
 
@@ -14,14 +18,16 @@ is accepted as well.)
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from lorag.cli.app import State, console, filter_option, pass_state
+from lorag.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k, unique_docs
+
+__all__ = ["evaluate", "load_queries", "mrr_at_k", "ndcg_at_k", "recall_at_k", "unique_docs"]
 
 
 @dataclass(frozen=True)
@@ -60,43 +66,42 @@ def load_queries(path: Path) -> list[Judged]:
     return out
 
 
-def ndcg_at_k(ranked: Sequence[str], relevant: Mapping[str, float], k: int = 10) -> float:
-    """Normalised discounted cumulative gain of the first ``k`` ranked ids (gain = grade)."""
-    dcg = sum(relevant.get(d, 0.0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
-    ideal = sorted((g for g in relevant.values() if g > 0), reverse=True)[:k]
-    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    return dcg / idcg if idcg > 0 else 0.0
-
-
-def mrr_at_k(ranked: Sequence[str], relevant: Mapping[str, float], k: int = 10) -> float:
-    """Reciprocal rank of the first relevant id within the first ``k``, else 0."""
-    for i, d in enumerate(ranked[:k]):
-        if relevant.get(d, 0.0) > 0:
-            return 1.0 / (i + 1)
-    return 0.0
-
-
-def recall_at_k(ranked: Sequence[str], relevant: Mapping[str, float], k: int = 10) -> float:
-    """Share of the relevant ids found within the first ``k``."""
-    wanted = {d for d, g in relevant.items() if g > 0}
-    return len(wanted & set(ranked[:k])) / len(wanted)
-
-
-def unique_docs(doc_ids: Sequence[str]) -> list[str]:
-    """Doc ids in rank order, each once (its best-ranked chunk)."""
-    seen: dict[str, None] = {}
-    for d in doc_ids:
-        seen.setdefault(d, None)
-    return list(seen)
-
-
 @click.group("eval")
 def evaluate() -> None:
-    """Measure quality against the running service."""
+    """Measure retrieval and answer quality (SQuAD benchmarks in-process, or your own queries)."""
+
+
+def _sets(ctx, param, value: str) -> list[str]:
+    from lorag.evaluation.data import SETS
+
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [n for n in names if n not in SETS]
+    if bad or not names:
+        raise click.BadParameter(f"choose from {', '.join(SETS)} (comma-separated)", ctx=ctx, param=param)
+    return names
+
+
+def _methods(ctx, param, value: str) -> list[str]:
+    from lorag.evaluation.retrieval import METHODS
+
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [n for n in names if n not in METHODS]
+    if bad or not names:
+        raise click.BadParameter(f"choose from {', '.join(METHODS)} (comma-separated)", ctx=ctx, param=param)
+    return names
+
+
+out_option = click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("eval-results"),
+    show_default=True,
+    help="directory of the JSON report and PNG chart",
+)
 
 
 @evaluate.command()
-@click.argument("queries", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("queries", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--k", "k", type=click.IntRange(1, 100), default=10, show_default=True, help="cut-off of the metrics"
 )
@@ -109,18 +114,74 @@ def evaluate() -> None:
 @filter_option
 @click.option("--embedding-model", default="")
 @click.option("--json", "as_json", is_flag=True, help="print the metrics (and per-query scores) as JSON")
+@click.option(
+    "--sets", default="dev,nyt", show_default=True, callback=_sets, help="benchmark sets: dev, nyt, new_wiki"
+)
+@click.option(
+    "--methods",
+    default="dense,bm25,hybrid_rrf,hybrid_weighted,hybrid_rerank",
+    show_default=True,
+    callback=_methods,
+    help="benchmark methods",
+)
+@click.option("--limit", type=click.IntRange(0), default=0, help="benchmark: paragraphs per set (0 = all)")
+@click.option(
+    "--questions",
+    type=click.IntRange(0),
+    default=200,
+    show_default=True,
+    help="benchmark: questions per set (0 = all)",
+)
+@click.option(
+    "--rerank-depth",
+    type=click.IntRange(1, 100),
+    default=20,
+    show_default=True,
+    help="benchmark: documents reranked",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="benchmark: question sample")
+@out_option
 @pass_state
 def retrieval(
     state: State,
-    queries: Path,
+    queries: Path | None,
     k: int,
     mode: str | None,
     candidates: int,
     filter_: dict | None,
     embedding_model: str,
     as_json: bool,
+    sets: list[str],
+    methods: list[str],
+    limit: int,
+    questions: int,
+    rerank_depth: int,
+    seed: int,
+    out: Path,
 ) -> None:
-    """nDCG@k, MRR@k and recall@k of the retrieval service over QUERIES (JSONL)."""
+    """Retrieval quality.
+
+    \b
+    Without QUERIES: the SQuAD benchmark, in this process (no server needed). Each set's
+    paragraphs are ingested through the normal ingest path into embedded Milvus Lite; each
+    question is searched by dense, BM25, hybrid RRF, hybrid weighted and hybrid + rerank;
+    nDCG@10, Recall@100 and MRR@10 are printed and written to OUT/retrieval.json + .png.
+
+    \b
+    With QUERIES (JSONL): nDCG@k, MRR@k and recall@k of the running retrieval service.
+    """
+    if queries is None:
+        _retrieval_benchmark(
+            sets,
+            methods,
+            limit=limit,
+            questions=questions,
+            rerank_depth=rerank_depth,
+            seed=seed,
+            out=out,
+            as_json=as_json,
+        )
+        return
     try:
         judged = load_queries(queries)
     except ValueError as exc:
@@ -169,3 +230,168 @@ def retrieval(
         f"{summary[f'recall@{k}']:.3f}",
     )
     console().print(table)
+
+
+def _load_sets(names: list[str], *, limit: int, questions: int, seed: int):
+    from lorag.evaluation.data import load_set
+
+    return [load_set(n, max_docs=limit, max_questions=questions, seed=seed) for n in names]
+
+
+def _progress(as_json: bool):
+    """A rich progress bar on stderr (a no-op callback with --json)."""
+    if as_json:
+        return None, None
+    from rich.progress import Progress
+
+    bar = Progress(console=console(stderr=True), transient=True)
+    tasks: dict[str, int] = {}
+
+    def step(name: str, n: int, total: int) -> None:
+        if name not in tasks:
+            tasks[name] = bar.add_task(name, total=total)
+        bar.update(tasks[name], completed=n)
+
+    return bar, step
+
+
+def _retrieval_benchmark(sets, methods, *, limit, questions, rerank_depth, seed, out: Path, as_json: bool):
+    import contextlib
+
+    from lorag.evaluation import report as rep
+    from lorag.evaluation import retrieval as ev
+
+    evalsets = _load_sets(sets, limit=limit, questions=questions, seed=seed)
+    bar, step = _progress(as_json)
+    with bar or contextlib.nullcontext():
+        result = ev.run(evalsets, methods=methods, rerank_depth=rerank_depth, progress=step)
+    result.update(
+        machine=rep.machine(),
+        command=f"lorag eval retrieval --sets {','.join(sets)} --limit {limit} --questions {questions} "
+        f"--rerank-depth {rerank_depth} --seed {seed}",
+    )
+    rep.write_json(result, out / "retrieval.json")
+    rep.retrieval_chart(result, out / "retrieval.png")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    console().print(rep.retrieval_table(result))
+    click.echo(f"wrote {out / 'retrieval.json'} and {out / 'retrieval.png'}")
+
+
+@evaluate.command("rag")
+@click.option(
+    "--set", "set_name", default="dev", show_default=True, type=click.Choice(["dev", "nyt", "new_wiki"])
+)
+@click.option(
+    "--limit", type=click.IntRange(0), default=150, show_default=True, help="paragraphs ingested (0 = all)"
+)
+@click.option(
+    "--answerable", type=click.IntRange(2), default=60, show_default=True, help="questions of the score pass"
+)
+@click.option(
+    "--unanswerable",
+    type=click.IntRange(2),
+    default=60,
+    show_default=True,
+    help="questions whose paragraph is deleted",
+)
+@click.option(
+    "--generate",
+    "generate_n",
+    type=click.IntRange(1),
+    default=12,
+    show_default=True,
+    help="questions answered by the model",
+)
+@click.option(
+    "--noise",
+    "noise_n",
+    type=click.IntRange(1),
+    default=8,
+    show_default=True,
+    help="questions of the noise-robustness test",
+)
+@click.option("--noise-levels", default="0,2,4", show_default=True, help="irrelevant passages added")
+@click.option("--template", default="concise", show_default=True, help="prompt template of the answers")
+@click.option("--max-new-tokens", type=click.IntRange(1, 512), default=48, show_default=True)
+@click.option(
+    "--min-answer-rate",
+    type=click.FloatRange(0, 1),
+    default=0.9,
+    show_default=True,
+    help="the chosen threshold answers at least this share of answerable questions",
+)
+@click.option(
+    "--adapter-dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="a peft adapter directory: answers are also generated with it, side by side",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@out_option
+def rag(
+    set_name,
+    limit,
+    answerable,
+    unanswerable,
+    generate_n,
+    noise_n,
+    noise_levels,
+    template,
+    max_new_tokens,
+    min_answer_rate,
+    adapter_dir,
+    seed,
+    as_json,
+    out: Path,
+) -> None:
+    """RAG answer quality and the negative-rejection threshold, on SQuAD, in this process.
+
+    \b
+    Ingests the set's paragraphs, asks its questions through Ask, and measures exact match/F1,
+    citation precision, context relevance, faithfulness (the reranker as judge), noise
+    robustness and negative rejection of questions whose paragraph was deleted; sweeps the
+    rejection threshold and picks the default. Writes OUT/rag.json and OUT/rag.png.
+    """
+    from lorag.evaluation import rag as ev
+    from lorag.evaluation import report as rep
+    from lorag.evaluation.data import load_set
+
+    try:
+        levels = [int(v) for v in noise_levels.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(
+            "comma-separated integers, e.g. 0,2,4", param_hint="--noise-levels"
+        ) from None
+    evalset = load_set(set_name, max_docs=limit)
+    say = None if as_json else (lambda msg: click.echo(msg, err=True))
+    result = ev.run(
+        evalset,
+        progress=say,
+        answerable_n=answerable,
+        unanswerable_n=unanswerable,
+        generate_n=generate_n,
+        noise_n=noise_n,
+        noise_levels=levels,
+        template=template,
+        max_new_tokens=max_new_tokens,
+        min_answer_rate=min_answer_rate,
+        adapter_dir=adapter_dir,
+        seed=seed,
+    )
+    result.update(
+        machine=rep.machine(),
+        command=f"lorag eval rag --set {set_name} --limit {limit} --answerable {answerable} "
+        f"--unanswerable {unanswerable} --generate {generate_n} --noise {noise_n} "
+        f"--noise-levels {noise_levels} "
+        f"--template {template} --max-new-tokens {max_new_tokens} --seed {seed}",
+    )
+    rep.write_json(result, out / "rag.json")
+    rep.rag_chart(result, out / "rag.png")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    console().print(rep.rag_table(result))
+    click.echo(f"wrote {out / 'rag.json'} and {out / 'rag.png'}")

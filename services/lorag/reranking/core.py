@@ -155,8 +155,20 @@ def load_adapter(model: Any, adapter_name: str, path: Path) -> Any:
 
 
 def unload_adapter(model: Any, adapter_name: str) -> None:
-    """Free an adapter loaded by :func:`load_adapter` (the base model stays)."""
-    model.delete_adapter(adapter_name)
+    """Free an adapter loaded by :func:`load_adapter` (the base model stays).
+
+    peft cannot delete a model's last adapter (the model breaks); :class:`RerankingCore` reloads
+    the base instead in that case.
+    """
+    import warnings
+
+    with warnings.catch_warnings():  # "adapter X was active ... setting active adapter to Y": expected
+        warnings.simplefilter("ignore", UserWarning)
+        model.delete_adapter(adapter_name)
+
+
+def is_peft(model: Any) -> bool:
+    return hasattr(model, "peft_config")
 
 
 def rank(scores: np.ndarray, ids: Sequence[str], top_n: int) -> list[RerankHit]:
@@ -175,6 +187,7 @@ class RerankingCore:
         self._embedding = embedding
         self._models: dict[str, _Reranker] = {}
         self._load_lock = threading.Lock()
+        self._adapter_lock = threading.Lock()  # adapter loads and unloads, one at a time
 
     # -- registry --------------------------------------------------------------------------
     def model_names(self) -> list[str]:
@@ -306,6 +319,49 @@ class RerankingCore:
             self._embedding = EmbeddingCore(EmbeddingSettings())
         return self._embedding
 
+    # -- adapters --------------------------------------------------------------------------
+    def adapter_base_model(self, model: str) -> str:
+        """The adapter registry's base model whose reranking adapters ``model`` serves."""
+        return self.settings.models[self.resolve(model)].adapter_base_model
+
+    def load_adapter_version(self, model: str, version_id: str, path: Path) -> str:
+        """Load a downloaded, verified adapter version into ``model`` (the adapter cache's loader)."""
+        with self._adapter_lock:
+            r = self._load(model)
+            if r.method != CROSS_ENCODER:
+                raise FailedPrecondition(
+                    f"reranker {model!r} has no cross-encoder yet (it scores with bi-encoder cosine "
+                    "until `lorag prepare-models` builds it); adapters need the cross-encoder"
+                )
+            if r.quantized:
+                raise FailedPrecondition(
+                    f"reranker {model!r} runs int8-quantized, which LoRA adapters cannot be applied to; "
+                    "serve it in fp32 (LORAG_RERANKING_QUANTIZE=false) to use adapters"
+                )
+            with r.lock:
+                r.model = load_adapter(r.model, version_id, path)
+            return version_id
+
+    def unload_adapter_version(self, model: str, version_id: str) -> None:
+        """Free an adapter version of ``model`` (the adapter cache's unloader)."""
+        with self._adapter_lock:
+            r = self._models.get(model)
+            if r is None or not is_peft(r.model) or version_id not in r.model.peft_config:
+                return
+            with r.lock:
+                if len(r.model.peft_config) > 1:
+                    unload_adapter(r.model, version_id)
+                    return
+            # The last adapter: drop this copy (requests still holding it finish on it) and
+            # load a clean base on next use.
+            with self._load_lock:
+                if self._models.get(model) is r:
+                    del self._models[model]
+
+    def loaded_adapters(self, model: str) -> list[str]:
+        r = self._models.get(model)
+        return sorted(r.model.peft_config) if r is not None and is_peft(r.model) else []
+
     # -- validation ------------------------------------------------------------------------
     def prepare(
         self,
@@ -315,6 +371,7 @@ class RerankingCore:
         ids: Sequence[str] | None = None,
         top_n: int = 0,
         model: str | None = None,
+        adapter: str | None = None,
     ) -> RerankJob:
         s = self.settings
         if not query.strip():
@@ -342,7 +399,12 @@ class RerankingCore:
         if top_n < 0:
             raise InvalidArgument(f"must be >= 0 (got {top_n})", field="top_n")
         return RerankJob(
-            query=query, passages=list(passages), ids=ids, top_n=top_n, model=self.resolve(model)
+            query=query,
+            passages=list(passages),
+            ids=ids,
+            top_n=top_n,
+            model=self.resolve(model),
+            adapter=adapter,
         )
 
     # -- inference -------------------------------------------------------------------------
@@ -354,8 +416,11 @@ class RerankingCore:
         ids: Sequence[str] | None = None,
         top_n: int = 0,
         model: str | None = None,
+        adapter: str | None = None,
     ) -> RerankResult:
-        (result,) = self.rerank_many([self.prepare(query, passages, ids=ids, top_n=top_n, model=model)])
+        """Rerank one request; ``adapter``: a version loaded with :meth:`load_adapter_version`."""
+        job = self.prepare(query, passages, ids=ids, top_n=top_n, model=model, adapter=adapter)
+        (result,) = self.rerank_many([job])
         if isinstance(result, LoragError):
             raise result
         return result
@@ -373,10 +438,21 @@ class RerankingCore:
                     out[j] = self._rerank_bi_encoder(r, jobs[j])
                 continue
             pairs = [(jobs[j].query, p) for j in members for p in jobs[j].passages]
-            adapters = None
-            if any(jobs[j].adapter for j in members):
-                adapters = [jobs[j].adapter or BASE_ADAPTER for j in members for _ in jobs[j].passages]
             with r.lock:
+                adapters = None
+                if is_peft(r.model):  # every row names its adapter, the base included
+                    adapters = [jobs[j].adapter or BASE_ADAPTER for j in members for _ in jobs[j].passages]
+                    missing = sorted({a for a in adapters if a != BASE_ADAPTER} - set(r.model.peft_config))
+                elif any(jobs[j].adapter for j in members):
+                    missing = sorted({jobs[j].adapter for j in members if jobs[j].adapter})
+                else:
+                    missing = []
+                if missing:  # never score an adapter's request with another model
+                    for j in members:
+                        out[j] = FailedPrecondition(
+                            f"adapter versions {missing} are not loaded into {name!r}"
+                        )
+                    continue
                 logits, counts = score_pairs(
                     r.model,
                     r.tokenizer,

@@ -8,9 +8,13 @@ and by ``@serve.batch`` in the Ray Serve deployment (``lorag.reranking.deploymen
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from lorag.common import telemetry
-from lorag.common.errors import Unimplemented
+from lorag.common.errors import FailedPrecondition
 from lorag.common.metrics import RERANKING_PAIRS, adapter_label, tenant_label
 from lorag.common.rpc import Call, ServicerBase, rpc
 from lorag.common.tenancy import Role
@@ -25,11 +29,22 @@ _METHODS = {
     CROSS_ENCODER: pb.SCORING_METHOD_CROSS_ENCODER,
     BI_ENCODER_COSINE: pb.SCORING_METHOD_BI_ENCODER_COSINE,
 }
-ADAPTERS_PENDING = (
-    "RerankingService.Rerank with an adapter is not available: per-tenant reranking adapters "
-    "(adapter management in the reranking application) are not deployed yet; omit `adapter` to "
-    "use the base model"
-)
+
+
+def build_adapter_cache(runtime, core: RerankingCore, settings: RerankingSettings, model: str):
+    """An AdapterCache on the platform's registry whose adapters load into reranker ``model``."""
+    from lorag.adapters.cache import AdapterCache
+    from lorag.adapters.clients import LocalRegistryClient
+    from lorag.adapters.servicer import registry_for
+
+    return AdapterCache(
+        LocalRegistryClient(registry_for(runtime)),
+        loader=lambda version_id, path: core.load_adapter_version(model, version_id, path),
+        unloader=lambda version_id, _value: core.unload_adapter_version(model, version_id),
+        memory_budget_bytes=settings.adapter_cache_bytes,
+        download_dir=runtime.settings.data_dir / "adapter-cache" / f"reranking-{model}-{os.getpid()}",
+        service="reranking",
+    )
 
 
 class RerankingServicer(BatchedInference, ServicerBase):
@@ -45,6 +60,33 @@ class RerankingServicer(BatchedInference, ServicerBase):
             wait_s=self.settings.batch_wait_s,
             thread_name="lorag-rerank",
         )
+        self._adapter_caches: dict = {}  # reranker model -> AdapterCache, made on first use
+
+    def adapter_cache(self, model: str):
+        cache = self._adapter_caches.get(model)
+        if cache is None:
+            cache = build_adapter_cache(self.runtime, self.core, self.settings, model)
+            self._adapter_caches[model] = cache
+        return cache
+
+    @asynccontextmanager
+    async def _adapter(self, tenant_id: str, ref: str, model: str, request_id: str) -> AsyncIterator[str]:
+        """Hold the reranking adapter ``ref`` means for this request, loaded into ``model``."""
+        cache = self.adapter_cache(model)
+        await cache.start()  # idempotent: follows registry revisions from the first use
+        resolution = await cache.resolve(tenant_id, ref, request_id=request_id)
+        if resolution.kind != "reranking":
+            raise FailedPrecondition(
+                f"adapter {ref!r} is a {resolution.kind} adapter, not a reranking adapter"
+            )
+        base = self.core.adapter_base_model(model)
+        if resolution.base_model != base:
+            raise FailedPrecondition(
+                f"adapter {ref!r} was trained for base model {resolution.base_model!r}; reranker "
+                f"{model!r} serves adapters of {base!r}"
+            )
+        async with cache.acquire(tenant_id, resolution.version_id):
+            yield resolution.version_id
 
     async def _rerank(self, job: RerankJob) -> RerankResult:
         with telemetry.span("rerank", passages=len(job.passages)):
@@ -64,12 +106,17 @@ class RerankingServicer(BatchedInference, ServicerBase):
     # -- RPCs ------------------------------------------------------------------------------
     @rpc(Role.USER)
     async def Rerank(self, request: pb.RerankRequest, call: Call) -> pb.RerankResponse:
-        return await self.rerank_internal(call.tenant_id, request)
+        return await self.rerank_internal(
+            call.tenant_id, request, call.metadata("x-request-id") or call.trace_id
+        )
 
     # -- for other applications' DeploymentHandles (not an RPC: the proxy cannot reach it) ----
     @telemetry.internal
-    async def rerank_internal(self, tenant_id: str, request: pb.RerankRequest) -> pb.RerankResponse:
-        """Rerank for the already authenticated ``tenant_id``."""
+    async def rerank_internal(
+        self, tenant_id: str, request: pb.RerankRequest, request_id: str = ""
+    ) -> pb.RerankResponse:
+        """Rerank for the already authenticated ``tenant_id``; ``request_id`` routes bare adapter
+        names between production and canary deterministically."""
         job = self.core.prepare(
             request.query,
             [p.text for p in request.passages],
@@ -78,8 +125,10 @@ class RerankingServicer(BatchedInference, ServicerBase):
             model=request.model or None,
         )
         if request.adapter.ref:
-            raise Unimplemented(ADAPTERS_PENDING)
-        result = await self._rerank(job)
+            async with self._adapter(tenant_id, request.adapter.ref, job.model, request_id) as version_id:
+                result = await self._rerank(dataclasses.replace(job, adapter=version_id))
+        else:
+            result = await self._rerank(job)
         return pb.RerankResponse(
             results=[pb.RerankResult(index=h.index, id=h.id, score=h.score) for h in result.hits],
             model=result.model,

@@ -27,6 +27,11 @@ class RerankerModelSpec(BaseModel):
     max_seq_length: int | None = Field(
         None, ge=16, le=8192, description="Token limit of query + passage; default 256 or the model's."
     )
+    adapter_base_model: str = Field(
+        "ms-marco-minilm-l6",
+        min_length=1,
+        description="Adapter registry base model whose reranking adapters this model serves.",
+    )
 
 
 class RerankingSettings(BaseSettings):
@@ -52,6 +57,9 @@ class RerankingSettings(BaseSettings):
         0, ge=0, le=512, description="torch threads; 0 = every CPU this process may use but one."
     )
     quantize: bool = Field(False, description="int8 dynamic quantization (faster on CPU, approximate).")
+    adapter_cache_bytes: int = Field(
+        256 << 20, ge=1 << 20, description="Memory budget of loaded LoRA adapters per reranker model."
+    )
     artifacts_dir: Path | None = Field(
         None, description="Where built models live; default <LORAG_DATA_DIR>/models."
     )

@@ -1,0 +1,128 @@
+"""Metric functions of the evaluation harness on hand-computed cases."""
+
+import math
+
+import pytest
+
+from lorag.evaluation import metrics as m
+
+
+def test_ndcg_single_relevant_doc_is_one_over_log2_of_rank_plus_one():
+    rel = {"gold": 1.0}
+    assert m.ndcg_at_k(["gold", "x", "y"], rel) == pytest.approx(1.0)
+    assert m.ndcg_at_k(["x", "gold"], rel) == pytest.approx(1 / math.log2(3))  # 0.6309
+    assert m.ndcg_at_k(["x", "y", "z", "gold"], rel) == pytest.approx(1 / math.log2(5))  # 0.4307
+    assert m.ndcg_at_k([f"d{i}" for i in range(10)] + ["gold"], rel, k=10) == 0.0
+    assert m.ndcg_at_k([], rel) == 0.0
+
+
+def test_ndcg_graded_against_the_ideal_order():
+    rel = {"a": 3.0, "b": 1.0}
+    # DCG = 1/log2(2) + 3/log2(3) = 1 + 1.8928 = 2.8928; IDCG = 3 + 1/log2(3) = 3.6309
+    assert m.ndcg_at_k(["b", "a"], rel) == pytest.approx((1 + 3 / math.log2(3)) / (3 + 1 / math.log2(3)))
+    assert m.ndcg_at_k(["a", "b"], rel) == pytest.approx(1.0)
+    assert m.ndcg_at_k(["x"], {}) == 0.0
+
+
+def test_mrr_and_recall_at_k():
+    rel = {"a": 1.0, "b": 1.0}
+    assert m.mrr_at_k(["x", "y", "b", "a"], rel) == pytest.approx(1 / 3)
+    assert m.mrr_at_k(["x", "y", "b"], rel, k=2) == 0.0
+    assert m.recall_at_k(["a", "x", "y"], rel, k=3) == 0.5
+    assert m.recall_at_k(["a", "x", "b"], rel, k=2) == 0.5
+    assert m.recall_at_k(["a", "x", "b"], rel, k=3) == 1.0
+    assert m.recall_at_k(["a"], {}) == 0.0
+    assert m.unique_docs(["a", "a", "b", "a", "c"]) == ["a", "b", "c"]
+
+
+def test_squad_normalisation_exact_match_and_f1():
+    assert m.normalize_answer("The  Eiffel Tower!") == "eiffel tower"
+    assert m.exact_match("the eiffel tower.", ["Eiffel Tower"]) == 1.0
+    assert m.exact_match("Eiffel", ["Eiffel Tower"]) == 0.0
+    # prediction "eiffel tower in paris" vs gold "eiffel tower": overlap 2, P = 2/4, R = 2/2 -> F1 = 2/3
+    assert m.f1_score("Eiffel Tower in Paris", ["Eiffel Tower"]) == pytest.approx(2 / 3)
+    # best over golds: vs "1889" F1 = 0; vs "in 1889" overlap 1, P = 1/1, R = 1/2 -> 2/3
+    assert m.f1_score("1889", ["the tower", "in 1889"]) == pytest.approx(2 / 3)
+    assert m.f1_score("", ["x"]) == 0.0
+    assert m.f1_score("x", []) == 0.0
+
+
+def test_answer_contained_respects_word_boundaries():
+    assert m.answer_contained("It opened in 1889, they say.", ["1889"]) == 1.0
+    assert m.answer_contained("It opened in 18890.", ["1889"]) == 0.0
+    assert m.answer_contained("Denver Broncos won", ["the Denver Broncos"]) == 1.0
+    assert m.answer_contained("anything", [""]) == 0.0
+
+
+def test_citation_precision_needs_the_gold_doc_and_its_answer():
+    golds = ["Denver Broncos"]
+    cited = [
+        ("p1", "The Denver Broncos won Super Bowl 50."),  # right doc, contains the answer
+        ("p1", "The game was played in Santa Clara."),  # right doc, other chunk: no answer
+        ("p2", "The Denver Broncos are a team."),  # contains it, wrong doc
+        ("p3", "Unrelated."),
+    ]
+    assert m.citation_precision(cited, gold_doc="p1", golds=golds) == 0.25
+    assert m.citation_precision(cited[:1], gold_doc="p1", golds=golds) == 1.0
+    assert m.citation_precision([], gold_doc="p1", golds=golds) is None
+
+
+def test_context_precision():
+    assert m.context_precision(["p1", "p2", "p1", "p3"], gold_doc="p1") == 0.5
+    assert m.context_precision([], gold_doc="p1") is None
+
+
+def test_sentences_drop_markers_and_faithfulness_counts_supported_ones():
+    answer = "Paris is the capital [1]. It has 2 million people [2]! Bananas are blue."
+    assert m.sentences(answer) == ["Paris is the capital.", "It has 2 million people!", "Bananas are blue."]
+
+    def judge(sentence, context):  # supported when a context mentions the sentence's first word
+        return 1.0 if any(sentence.split()[0] in c for c in context) else 0.0
+
+    context = ["Paris is the capital of France.", "It has about 2 million inhabitants."]
+    assert m.faithfulness(answer, context, judge, threshold=0.5) == pytest.approx(2 / 3)
+    assert m.faithfulness("  ", context, judge, threshold=0.5) is None
+
+
+def test_threshold_sweep_and_choice():
+    answerable = [0.9, 0.8, 0.6, 0.2]
+    unanswerable = [0.1, 0.3, 0.7]
+    points = m.sweep_thresholds(answerable, unanswerable, [0.0, 0.25, 0.5, 0.75, 1.0])
+    got = [(p.threshold, p.answer_rate, round(p.rejection_rate, 4)) for p in points]
+    assert got == [
+        (0.0, 1.0, 0.0),
+        (0.25, 0.75, 0.3333),
+        (0.5, 0.75, 0.6667),
+        (0.75, 0.5, 1.0),
+        (1.0, 0.0, 1.0),
+    ]
+    best = m.choose_threshold(points)  # balanced accuracy: .5, .5417, .7083, .75, .5
+    assert best.threshold == 0.75 and best.balanced_accuracy == pytest.approx(0.75)
+    assert m.choose_threshold(points, min_answer_rate=0.7).threshold == 0.5
+    # ties go to the lower threshold
+    tie = m.sweep_thresholds([0.9], [0.1], [0.2, 0.5, 0.8])
+    assert m.choose_threshold(tie).threshold == 0.2
+    with pytest.raises(ValueError):
+        m.sweep_thresholds([], [0.1], [0.5])
+
+
+def test_mean_skips_missing_values():
+    assert m.mean([1.0, None, 0.0]) == 0.5
+    assert m.mean([None]) is None
+
+
+def test_unanswerable_questions_keep_only_those_no_remaining_paragraph_answers():
+    from lorag.evaluation.data import QA, Doc, EvalSet
+    from lorag.evaluation.rag import unanswerable
+
+    docs = (
+        Doc("d1", "The Broncos won Super Bowl 50 in Santa Clara.", "a"),
+        Doc("d2", "Santa Clara hosted the game at Levi's Stadium.", "a"),
+        Doc("d3", "Warsaw is the capital of Poland.", "b"),
+    )
+    q1 = QA("q1", "Where was Super Bowl 50 played?", "d1", ("Santa Clara",))  # d2 still says it
+    q2 = QA("q2", "What is the capital of Poland?", "d3", ("Warsaw",))  # nothing else does
+    evalset = EvalSet("t", docs, (q1, q2), "test")
+    deleted, kept = unanswerable(evalset, [q1, q2])
+    assert deleted == ["d1", "d3"]
+    assert kept == [q2]
