@@ -63,6 +63,7 @@ IDEMPOTENT: dict[str, tuple[str, dict[str, bool]]] = {
             "WatchTrainingJob": True,
             "CancelTrainingJob": True,  # cancelled stays cancelled
             "BuildDatasetFromFeedback": False,  # starts a job when asked to
+            "PromoteCanary": False,  # moves aliases
         },
     ),
     "embedding": ("lorag.embedding.v1.EmbeddingService", {"Embed": True, "ListModels": True}),
