@@ -448,11 +448,9 @@ def validate(
                 f"tokenizer covers poorly (limit {settings.max_low_coverage_share:.0%})",
             )
         )
-    issues.sort(key=lambda i: (i.line == 0, i.line))
-    file_level = [i for i in issues if i.line == 0]
-    per_line = [i for i in issues if i.line != 0]
-    report.issues = (file_level + per_line)[:MAX_ISSUES]
-    report.valid = not any(i.code in FAILING_CODES for i in file_level)
+    issues.sort(key=lambda i: i.line)  # file-level verdicts (line 0) first, then in line order
+    report.valid = not any(i.line == 0 and i.code in FAILING_CODES for i in issues)
+    report.issues = issues[:MAX_ISSUES]
     return ValidatedDataset(report=report, train=train, validation=held)
 
 
