@@ -131,6 +131,37 @@ async def test_foreign_datasets_and_jobs_are_not_found_and_hyperparameters_check
     await expect_status(a.training.get("tj_missing"), grpc.StatusCode.NOT_FOUND)
 
 
+async def test_cli_datasets_upload_list_show(operator, host, tmp_path, capsys):
+    import asyncio
+
+    from lorag import cli
+
+    resp = await operator.admin.CreateTenant(
+        admin_pb2.CreateTenantRequest(tenant_id="train-cli", create_admin_key=True)
+    )
+    base = ["--target", host.target, "--api-key", resp.admin_api_key]
+
+    async def run(*args, expect=0) -> str:
+        capsys.readouterr()
+        code = await asyncio.to_thread(cli.main, [*base, *args])
+        out = capsys.readouterr()
+        assert code == expect, out.err
+        return out.out + out.err
+
+    good, bad = tmp_path / "good.jsonl", tmp_path / "bad.jsonl"
+    good.write_bytes(jsonl(ticket_codes()))
+    bad.write_bytes(jsonl([*ticket_codes()[:9], "{oops"]))
+    assert "READY" in await run("datasets", "upload", str(good), "--name", "cli-codes", "--dry-run")
+    assert "INVALID" in (out := await run("datasets", "upload", str(bad), "--name", "cli-codes", expect=1))
+    assert "invalid_json" in out and "10" in out  # the bad line is named
+    out = await run("datasets", "upload", str(good), "--name", "cli-codes")
+    assert "cli-codes v2" in out and "32 records" in out and "tokens" in out
+    listed = await run("datasets", "list")
+    assert listed.count("cli-codes") == 2  # the INVALID v1 and the READY v2 (the dry run stored nothing)
+    assert "cli-codes v2" in await run("datasets", "show", "cli-codes")  # newest READY
+    assert "NOT_FOUND" in await run("train", "status", "tj_nope", expect=1)
+
+
 @pytest.fixture
 def small_general_eval(host):
     """Score 8 general records instead of 24 (the test's time goes to the model, not the data)."""
