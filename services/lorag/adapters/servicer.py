@@ -716,7 +716,10 @@ class TrainingServicer(ServicerBase):
         kind = _kind(request.kind)
         start = None
         if request.HasField("start"):
-            start = _job_request(request.start, training_pb2.DatasetRef(name=request.dataset_name or "x"))
+            template = training_pb2.StartTrainingRequest()
+            template.CopyFrom(request.start)
+            template.kind = template.kind or request.kind  # unset: the dataset's kind
+            start = _job_request(template, training_pb2.DatasetRef(name=request.dataset_name or "x"))
             if start.kind != kind:
                 raise FailedPrecondition(f"start.kind must be the dataset's kind ({kind})")
         info, count = await asyncio.to_thread(
