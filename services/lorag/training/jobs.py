@@ -375,6 +375,8 @@ class TrainingCore:
         **updates: Any,
     ) -> None:
         now = utcnow()
+        if "job_metrics" in updates:  # the job row's final metrics (``metrics`` is the event's)
+            updates["metrics"] = updates.pop("job_metrics")
         with self.db.session.begin() as s:
             seq = s.execute(
                 update(TrainingJobRow)
@@ -419,7 +421,7 @@ class TrainingCore:
         if phase == FAILED:
             updates["error_message"] = message[:2000]
         if metrics is not None:
-            updates["metrics"] = metrics
+            updates["job_metrics"] = metrics
         self._event(
             job_id,
             phase,
