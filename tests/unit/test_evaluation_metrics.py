@@ -126,3 +126,55 @@ def test_unanswerable_questions_keep_only_those_no_remaining_paragraph_answers()
     deleted, kept = unanswerable(evalset, [q1, q2])
     assert deleted == ["d1", "d3"]
     assert kept == [q2]
+
+
+def test_rag_report_renders_table_and_chart(tmp_path):
+    from rich.console import Console
+
+    from lorag.evaluation import report
+
+    point = {
+        "threshold": 0.4,
+        "answer_rate": 0.9,
+        "negative_rejection_rate": 0.7,
+        "false_rejection_rate": 0.1,
+        "balanced_accuracy": 0.8,
+    }
+    answers = {
+        "questions": 2,
+        "exact_match": 0.5,
+        "f1": 0.6,
+        "answer_contained": 1.0,
+        "citation_precision": None,
+        "answers_with_citations": 0,
+        "context_relevance": 0.2,
+        "supporting_passage_in_context": 1.0,
+        "faithfulness": 0.5,
+        "judge": "reranker",
+        "mean_seconds": 1.0,
+    }
+    rep = {
+        "set": "dev",
+        "documents": 10,
+        "answerable_questions": 10,
+        "unanswerable_questions": 10,
+        "context_recall": 0.9,
+        "answers": answers,
+        "answers_with_adapter": answers,
+        "noise_robustness": [{"noise_passages": 0, "questions": 2, "accuracy": 1.0, "f1": 0.5}],
+        "reranker": {"scoring_method": "cross_encoder"},
+        "rejection": {
+            "chosen": point,
+            "current_default": {**point, "threshold": 0.3},
+            "sweep": [
+                {"threshold": t / 10, "answer_rate": 1 - t / 10, "rejection_rate": t / 10} for t in range(11)
+            ],
+        },
+    }
+    console = Console(record=True, width=140)
+    console.print(report.rag_table(rep))
+    text = console.export_text()
+    assert "citation precision" in text and "n/a" in text and "chosen threshold 0.40" in text
+    assert "with adapter: F1" in text
+    path = report.rag_chart(rep, tmp_path / "rag.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
