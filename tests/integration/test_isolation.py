@@ -60,7 +60,7 @@ from tests.support.adapters import build_llama_adapter
 from tests.support.models import smollm2_adapter
 
 A, B = "iso-victim", "iso-attacker"
-EXAMPLES = int(os.environ.get("LORAG_ISOLATION_EXAMPLES", "380"))
+EXAMPLES = int(os.environ.get("LORAG_ISOLATION_EXAMPLES", "420"))
 CANARY = "kq" + secrets.token_hex(6)  # in A's texts only; B never sends it
 TOPIC = "lighthouse keeper logbook storm"  # guessable words B searches for
 
