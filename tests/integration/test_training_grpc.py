@@ -291,7 +291,7 @@ async def test_reranking_adapter_trains_against_keyword_spam(tenants, tmp_path, 
         assert ds.state == "ready", ds.raw.validation
         job = await a.training.start(
             "ranker", dataset="spam", kind="reranking",
-            hyperparameters={"rank": 8, "learning_rate": 3e-3, "batch_size": 8, "max_steps": 30, "seed": 1},
+            hyperparameters={"rank": 8, "learning_rate": 1e-3, "batch_size": 8, "max_steps": 30, "seed": 1},
         )  # fmt: skip
         await watch_to_end(a, job.job_id)
         final = await a.training.get(job.job_id)
