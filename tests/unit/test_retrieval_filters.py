@@ -62,6 +62,8 @@ def test_tenant_condition_comes_first_and_client_part_is_parenthesised():
         ("lang", "in", ("en", "de"), 'metadata["lang"] == "en" or metadata["lang"] == "de"'),
         ("lang", "not_in", ("fr",), 'not (metadata["lang"] == "fr")'),
         ("tags", "contains", ("ai",), 'json_contains(metadata["tags"], "ai")'),
+        ("scores", "contains", (-1,), 'json_contains(metadata["scores"], (-1))'),
+        ("scores", "contains", (-1.5,), 'json_contains(metadata["scores"], (-1.5))'),
         ("draft", "eq", (True,), 'metadata["draft"] == true'),
         ("reviewed", "exists", (), 'exists metadata["reviewed"]'),
         ("doc_id", "in", ("a", "b"), 'doc_id in ["a", "b"]'),

@@ -253,7 +253,10 @@ def _compile_one(c: Condition, *, json_column: str, allowed: frozenset[str] | No
             raise InvalidArgument(
                 f"operator contains needs a metadata list field, not {c.field!r}", field=vpath
             )
-        return f"json_contains({x}, {_literal(values[0], field=f'{vpath}[0]')})"
+        lit = _literal(values[0], field=f"{vpath}[0]")
+        if lit.startswith("-"):  # Milvus parses no signed literal as json_contains' argument
+            lit = f"({lit})"
+        return f"json_contains({x}, {lit})"
     # exists
     need(0)
     if not target.is_json:
