@@ -197,3 +197,26 @@ def test_delete_removes_rows_and_blobs(registry, tmp_path):
         registry.get_adapter(ADMIN, name="bot")
     actions = [e.action for e in registry.list_audit_events(ADMIN).items]
     assert actions[:3] == ["adapter.delete", "alias.set", "adapter_version.upload"]
+
+
+def test_adapters_and_datasets_share_the_storage_quota(registry):
+    from lorag.adapters.core import check_storage_quota
+    from lorag.common.db import utcnow
+    from lorag.training.models import DatasetRow
+
+    TenantStore(registry.db).set_quota(
+        tenant_id="acme", quota=Quota(max_storage_bytes=1000), actor_tenant="acme", actor="op"
+    )
+    with registry.db.session.begin() as s:
+        s.add(
+            DatasetRow(
+                dataset_id="ds_quota", tenant_id="acme", name="faq", version=1, kind="generation",
+                format="jsonl", sha256="0" * 64, size_bytes=900, record_count=1, state="READY",
+                report={}, description="", source="upload", blob_path="x", created_by="k",
+                created_at=utcnow(),
+            )  # fmt: skip
+        )
+    with registry.db.session() as s:
+        check_storage_quota(s, "acme", 100)
+        with pytest.raises(ResourceExhausted, match="900 bytes used"):
+            check_storage_quota(s, "acme", 101)

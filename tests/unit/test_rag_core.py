@@ -72,7 +72,7 @@ class Scripted:
         ]
         return ret_pb.SearchResponse(hits=hits[: request.top_k])
 
-    async def rerank(self, tenant_id, request):
+    async def rerank(self, tenant_id, request, *, request_id=""):
         self.reranks.append(request)
         scored = sorted(((i, self.scores[p.id]) for i, p in enumerate(request.passages)), key=lambda t: -t[1])
         return rr_pb.RerankResponse(

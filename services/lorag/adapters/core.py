@@ -184,6 +184,29 @@ def _resolve(fut: asyncio.Future) -> None:
         fut.set_result(None)
 
 
+def check_storage_quota(s: Session, tenant_id: str, size: int) -> None:
+    """Refuse ``size`` new bytes beyond the tenant's storage quota: adapter versions and training
+    datasets count against the same quota (in the caller's transaction)."""
+    from lorag.training.models import DatasetRow
+
+    tenant = s.get(TenantRow, tenant_id)
+    if tenant is None:
+        raise NotFound(f"tenant {tenant_id!r} not found")
+    if tenant.max_storage_bytes:
+        used = sum(
+            s.scalar(select(func.coalesce(func.sum(col), 0)).where(tenant_col == tenant_id)) or 0
+            for col, tenant_col in (
+                (AdapterVersionRow.size_bytes, AdapterVersionRow.tenant_id),
+                (DatasetRow.size_bytes, DatasetRow.tenant_id),
+            )
+        )
+        if used + size > tenant.max_storage_bytes:
+            raise ResourceExhausted(
+                f"storage quota exceeded: {used} bytes used (adapters and datasets) + {size} new > "
+                f"{tenant.max_storage_bytes} bytes"
+            )
+
+
 # -- the registry ---------------------------------------------------------------------------------
 
 
@@ -932,7 +955,7 @@ class AdapterRegistry:
                             field=f"{field_prefix}parent_version_id",
                         )
                 size = sum(sizes.values())
-                self._check_storage_quota(s, target.tenant_id, size)
+                check_storage_quota(s, target.tenant_id, size)
                 a.latest_version += 1
                 a.updated_at = utcnow()
                 v = AdapterVersionRow(
@@ -994,22 +1017,6 @@ class AdapterRegistry:
             return None
         v, a = found
         return VersionInfo(v, a.name, a.kind, a.base_model)
-
-    def _check_storage_quota(self, s: Session, tenant_id: str, size: int) -> None:
-        tenant = s.get(TenantRow, tenant_id)
-        if tenant is None:
-            raise NotFound(f"tenant {tenant_id!r} not found")
-        if tenant.max_storage_bytes:
-            used = s.scalar(
-                select(func.coalesce(func.sum(AdapterVersionRow.size_bytes), 0)).where(
-                    AdapterVersionRow.tenant_id == tenant_id
-                )
-            )
-            if used + size > tenant.max_storage_bytes:
-                raise ResourceExhausted(
-                    f"storage quota exceeded: {used} bytes used + {size} new > "
-                    f"{tenant.max_storage_bytes} bytes"
-                )
 
     def _insert_adapter(
         self,

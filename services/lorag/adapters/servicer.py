@@ -132,6 +132,25 @@ def _page(page: core.Page) -> common_pb2.PageResponse:
     return common_pb2.PageResponse(next_page_token=page.next_token)
 
 
+async def _upload_metadata(request):
+    """The metadata of a client-streamed upload (its first message) and the rest of the stream."""
+    stream = aiter(request)
+    first = await anext(stream, None)
+    if first is None or first.WhichOneof("payload") != "metadata":
+        raise InvalidArgument("the first message of the stream must carry the metadata", field="metadata")
+    return first.metadata, stream
+
+
+async def _upload_chunks(stream, data, limit: int, field: str):
+    """The chunk messages of an upload; ``data(message)`` is a chunk's bytes, at most ``limit``."""
+    async for message in stream:
+        if message.WhichOneof("payload") != "chunk":
+            raise InvalidArgument("only the first message may carry metadata", field="chunk")
+        if len(data(message)) > limit:
+            raise InvalidArgument(f"a chunk holds at most {limit} bytes", field=field)
+        yield message
+
+
 class AdapterServicer(ServicerBase):
     """lorag.adapters.v1.AdapterService: the versioned LoRA adapter registry."""
 
@@ -145,11 +164,7 @@ class AdapterServicer(ServicerBase):
     # -- upload -------------------------------------------------------------------------------
     @rpc(Role.ADMIN)
     async def UploadAdapterVersion(self, request, call: Call):
-        stream = aiter(request)
-        first = await anext(stream, None)
-        if first is None or first.WhichOneof("payload") != "metadata":
-            raise InvalidArgument("the first message of the stream must carry the metadata", field="metadata")
-        m = first.metadata
+        m, stream = await _upload_metadata(request)
         meta = UploadMetadata(
             adapter_name=m.adapter_name,
             kind=KIND_FROM_PB.get(m.kind, ""),
@@ -163,13 +178,9 @@ class AdapterServicer(ServicerBase):
             self.registry.begin_upload, call.principal, meta, trace_id=call.trace_id
         )
         try:
-            async for message in stream:
-                if message.WhichOneof("payload") != "chunk":
-                    raise InvalidArgument("only the first message may carry metadata", field="chunk")
-                if len(message.chunk.data) > MAX_CHUNK_BYTES:
-                    raise InvalidArgument(
-                        f"a chunk holds at most {MAX_CHUNK_BYTES} bytes", field="chunk.data"
-                    )
+            async for message in _upload_chunks(
+                stream, lambda m: m.chunk.data, MAX_CHUNK_BYTES, "chunk.data"
+            ):
                 await asyncio.to_thread(session.write, message.chunk.file_name, message.chunk.data)
             version, _created = await asyncio.to_thread(session.finish)
         finally:
@@ -577,11 +588,7 @@ class TrainingServicer(ServicerBase):
 
     @rpc(Role.ADMIN)
     async def UploadDataset(self, request, call: Call):
-        stream = aiter(request)
-        first = await anext(stream, None)
-        if first is None or first.WhichOneof("payload") != "metadata":
-            raise InvalidArgument("the first message of the stream must carry the metadata", field="metadata")
-        m = first.metadata
+        m, stream = await _upload_metadata(request)
         meta = DatasetMeta(
             name=m.name,
             kind=KIND_FROM_PB.get(m.kind, ""),
@@ -593,13 +600,7 @@ class TrainingServicer(ServicerBase):
         )
         upload = await asyncio.to_thread(self.training.datasets.begin_upload, call.principal, meta)
         try:
-            async for message in stream:
-                if message.WhichOneof("payload") != "chunk":
-                    raise InvalidArgument("only the first message may carry metadata", field="chunk")
-                if len(message.chunk) > MAX_DATASET_CHUNK_BYTES:
-                    raise InvalidArgument(
-                        f"a chunk holds at most {MAX_DATASET_CHUNK_BYTES} bytes", field="chunk"
-                    )
+            async for message in _upload_chunks(stream, lambda m: m.chunk, MAX_DATASET_CHUNK_BYTES, "chunk"):
                 await asyncio.to_thread(upload.write, message.chunk)
             info, _ = await asyncio.to_thread(upload.finish, trace_id=call.trace_id)
         finally:

@@ -632,6 +632,7 @@ class RagCore:
                     top_n=min(top_n, len(candidates)),
                     adapter=_adapter(inp.reranker_ref),
                 ),
+                request_id=inp.request_id,  # a bare adapter name splits canary traffic by it
             )
         result.prompt_tokens += response.usage.prompt_tokens
         result.reranker_adapter_version_id = response.adapter_version_id

@@ -39,7 +39,9 @@ class Downstream(Protocol):
 
     async def search(self, tenant_id: str, request: ret_pb.SearchRequest) -> ret_pb.SearchResponse: ...
 
-    async def rerank(self, tenant_id: str, request: rr_pb.RerankRequest) -> rr_pb.RerankResponse: ...
+    async def rerank(
+        self, tenant_id: str, request: rr_pb.RerankRequest, *, request_id: str = ""
+    ) -> rr_pb.RerankResponse: ...
 
     def generate_stream(
         self,
@@ -122,8 +124,8 @@ class LocalDownstream:
     async def search(self, tenant_id, request):
         return await self._get("retrieval").search_internal(tenant_id, request)
 
-    async def rerank(self, tenant_id, request):
-        return await self._get("reranking").rerank_internal(tenant_id, request)
+    async def rerank(self, tenant_id, request, *, request_id=""):
+        return await self._get("reranking").rerank_internal(tenant_id, request, request_id)
 
     async def generate_stream(self, tenant_id, request, *, request_id, adapter_version=""):
         async for msg in self._get("generation").generate_stream_internal(tenant_id, request, request_id):
@@ -200,8 +202,8 @@ class ServeDownstream:
     async def search(self, tenant_id, request):
         return await self._call("retrieval", "search_internal", tenant_id, request)
 
-    async def rerank(self, tenant_id, request):
-        return await self._call("reranking", "rerank_internal", tenant_id, request)
+    async def rerank(self, tenant_id, request, *, request_id=""):
+        return await self._call("reranking", "rerank_internal", tenant_id, request, request_id)
 
     def generate_stream(self, tenant_id, request, *, request_id, adapter_version=""):
         return self._stream(

@@ -20,12 +20,13 @@ from typing import Any
 from sqlalchemy import func, select
 
 from lorag.adapters.blobstore import BlobStore
+from lorag.adapters.core import check_storage_quota
 from lorag.adapters.routing import check_adapter_name
 from lorag.common.auth import require_role
 from lorag.common.db import Database, utcnow
-from lorag.common.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from lorag.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from lorag.common.paging import decode_token, encode_token, page_size
-from lorag.common.tenancy import Principal, Role, TenantRow, _audit, validate_text
+from lorag.common.tenancy import Principal, Role, _audit, validate_text
 from lorag.training import validation
 from lorag.training.models import DatasetRow
 from lorag.training.settings import TrainingSettings
@@ -130,8 +131,11 @@ class DatasetStore:
         *,
         source: str = "upload",
         trace_id: str = "",
+        staged: Path | None = None,
     ) -> tuple[DatasetInfo, validation.ValidatedDataset]:
-        """Validate ``data`` and (unless a dry run) store it as the next version of ``meta.name``."""
+        """Validate ``data`` and (unless a dry run) store it as the next version of ``meta.name``.
+
+        ``staged``: a local file holding ``data`` already (an upload's), stored as is."""
         digest = hashlib.sha256(data).hexdigest()
         if meta.expected_sha256 and meta.expected_sha256 != digest:
             raise InvalidArgument(
@@ -169,28 +173,18 @@ class DatasetStore:
         prefix = posixpath.join(
             self.blobs.tenant_prefix(principal.tenant_id), "_datasets", meta.name, dataset_id
         )
-        staged = self.staging_root / f"{dataset_id}.jsonl"
-        staged.write_bytes(data)
-        try:
+        if staged is not None:
             self.blobs.put_files({DATA_FILE: staged}, prefix)
-        finally:
-            staged.unlink(missing_ok=True)
+        else:
+            staged = self.staging_root / f"{dataset_id}.jsonl"
+            staged.write_bytes(data)
+            try:
+                self.blobs.put_files({DATA_FILE: staged}, prefix)
+            finally:
+                staged.unlink(missing_ok=True)
         try:
             with self.db.session.begin() as s:
-                tenant = s.get(TenantRow, principal.tenant_id)
-                if tenant is None:
-                    raise NotFound(f"tenant {principal.tenant_id!r} not found")
-                if tenant.max_storage_bytes:
-                    used = s.scalar(
-                        select(func.coalesce(func.sum(DatasetRow.size_bytes), 0)).where(
-                            DatasetRow.tenant_id == principal.tenant_id
-                        )
-                    )
-                    if used + len(data) > tenant.max_storage_bytes:
-                        raise ResourceExhausted(
-                            f"storage quota exceeded: {used} bytes of datasets + {len(data)} new > "
-                            f"{tenant.max_storage_bytes} bytes"
-                        )
+                check_storage_quota(s, principal.tenant_id, len(data))
                 latest = s.scalar(
                     select(func.max(DatasetRow.version)).where(
                         DatasetRow.tenant_id == principal.tenant_id, DatasetRow.name == meta.name
@@ -303,7 +297,9 @@ class DatasetUpload:
                 f"truncated upload: received {self.received} of {self.meta.total_size} bytes",
                 field="metadata.total_size",
             )
-        return self.store.store(self.principal, self.meta, self.path.read_bytes(), trace_id=trace_id)
+        return self.store.store(
+            self.principal, self.meta, self.path.read_bytes(), trace_id=trace_id, staged=self.path
+        )
 
     def abort(self) -> None:
         if not self._fh.closed:
