@@ -87,6 +87,9 @@ def platform(tmp_path_factory, otlp_collector):
         OTEL_BSP_SCHEDULE_DELAY="500",
         LORAG_BOOTSTRAP_API_KEY="",
         RAY_USAGE_STATS_ENABLED="0",
+        # Training jobs run as Ray tasks, as in production (not in a thread of the replica).
+        LORAG_TRAINING_RUNNER="ray",
+        LORAG_TRAINING_GENERAL_EVAL_RECORDS="8",
     )
     env.pop("LORAG_BOOTSTRAP_API_KEY")
     env.pop("RAY_ADDRESS", None)

@@ -16,8 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import secrets
 import shutil
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -168,8 +170,11 @@ class TrainingCore:
         runner: Any = None,
         models: ModelLocator | None = None,
         corpus: general.GeneralCorpus | None = None,
+        where: str | None = None,
     ) -> None:
         self.db = db
+        #: Where this core runs jobs, named in each job's first progress message.
+        self.where = where or f"thread of process {os.getpid()} on {socket.gethostname()}"
         self.registry = registry
         self.settings = settings
         self.data_dir = Path(data_dir)
@@ -512,7 +517,12 @@ class TrainingCore:
         cancel = _CancelCheck(self, job_id)
 
         # VALIDATING: the stored file again, with the tokenizer of the job's base model
-        self._event(job_id, VALIDATING, message=f"validating {row.dataset_name} v{row.dataset_version}")
+        self._event(
+            job_id,
+            VALIDATING,
+            message=f"validating {row.dataset_name} v{row.dataset_version} (attempt {row.attempts}, "
+            f"in {self.where})",
+        )
         ds = self.datasets.get(principal, dataset_id=row.dataset_id)
         tokenizer, tok_name = self.models.tokenizer(kind, row.base_model)
         if tokenizer is None:
@@ -915,14 +925,15 @@ class _CancelCheck:
             raise Cancelled("the job was cancelled")
 
 
-def run_standalone(job_id: str, *, registry_url: str, data_dir: str) -> None:
+def run_standalone(job_id: str, *, registry_url: str, data_dir: str, where: str | None = None) -> None:
     """Run one job in a process of its own (a Ray task or a RayJob pod)."""
     from lorag.adapters.settings import load_adapter_settings
     from lorag.training.settings import load_training_settings
 
     db = Database(registry_url)
     registry = AdapterRegistry.build(db, data_dir=Path(data_dir), settings=load_adapter_settings())
-    core = TrainingCore(db, registry, load_training_settings(), data_dir=Path(data_dir))
+    where = where or f"process {os.getpid()} on {socket.gethostname()}"
+    core = TrainingCore(db, registry, load_training_settings(), data_dir=Path(data_dir), where=where)
     try:
         core.run_job(job_id)
     finally:

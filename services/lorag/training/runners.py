@@ -101,7 +101,14 @@ class RayRunner:
         self._refs.clear()
 
 
-def _run_in_ray(registry_url: str, data_dir: str, job_id: str) -> None:  # pragma: no cover - Ray worker
+def _run_in_ray(registry_url: str, data_dir: str, job_id: str) -> None:
+    import os
+    import socket
+
+    import ray
+
     from lorag.training.jobs import run_standalone
 
-    run_standalone(job_id, registry_url=registry_url, data_dir=data_dir)
+    node = ray.get_runtime_context().get_node_id()
+    where = f"Ray task, process {os.getpid()} on {socket.gethostname()} (node {node[:12]})"
+    run_standalone(job_id, registry_url=registry_url, data_dir=data_dir, where=where)
