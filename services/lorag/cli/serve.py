@@ -120,6 +120,10 @@ def serve(
     if metrics_export_port is not None:
         overrides["metrics_export_port"] = metrics_export_port
     settings = LoragSettings(**overrides)
+    if settings.tls_enabled:
+        from lorag.serving import TLS_UNSUPPORTED
+
+        raise click.ClickException(TLS_UNSUPPORTED)
     created = bootstrap(settings)
     prepare_models(settings)
 
