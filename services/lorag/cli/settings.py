@@ -73,7 +73,7 @@ def show(state: State) -> None:
     click.echo(f"api_key      {_mask(cfg.api_key)}  ({cfg.sources.get('api_key', 'none')})")
     click.echo(f"timeout      {cfg.timeout:g} s  ({cfg.sources.get('timeout', '?')})")
     if cfg.tls is None:
-        click.echo(f"tls          off (plaintext)  ({cfg.sources.get('tls', '?')})")
+        click.echo(f"tls          off (plaintext)  ({cfg.sources.get('tls', 'default')})")
     else:
         t = cfg.tls
         click.echo(f"tls          on  ({cfg.sources.get('tls', '?')})")

@@ -164,7 +164,7 @@ def resolve(
     file_values = read_config_file(path)
     sources: dict[str, str] = {}
 
-    def pick(name: str, given, env_names: tuple[str, ...], default):
+    def pick(name: str, given, env_names: tuple[str, ...], default, *, record_default: bool = True):
         if given is not None:
             sources[name] = "argument"
             return given
@@ -178,7 +178,8 @@ def resolve(
             if name in PATH_KEYS:
                 value = str((path.parent / Path(value).expanduser()).resolve())
             return value
-        sources[name] = "default"
+        if record_default:
+            sources[name] = "default"
         return default
 
     chosen_endpoint = pick("endpoint", endpoint, ("LORAG_ENDPOINT", "LORAG_TARGET"), DEFAULT_ENDPOINT)
@@ -195,16 +196,20 @@ def resolve(
     if chosen_timeout <= 0:
         raise ConfigError("timeout must be positive")
 
-    ca = pick("tls_ca", tls_ca, ("LORAG_TLS_CA",), None)
-    cert = pick("tls_cert", tls_cert, ("LORAG_TLS_CERT",), None)
-    tls_key_file = pick("tls_key", tls_key, ("LORAG_TLS_KEY",), None)
-    server_name = pick("tls_server_name", tls_server_name, ("LORAG_TLS_SERVER_NAME",), None)
-    enabled = pick("tls", tls, ("LORAG_TLS",), None)
+    # TLS settings appear in ``sources`` only when set somewhere (plaintext is the default).
+    ca = pick("tls_ca", tls_ca, ("LORAG_TLS_CA",), None, record_default=False)
+    cert = pick("tls_cert", tls_cert, ("LORAG_TLS_CERT",), None, record_default=False)
+    tls_key_file = pick("tls_key", tls_key, ("LORAG_TLS_KEY",), None, record_default=False)
+    server_name = pick(
+        "tls_server_name", tls_server_name, ("LORAG_TLS_SERVER_NAME",), None, record_default=False
+    )
+    enabled = pick("tls", tls, ("LORAG_TLS",), None, record_default=False)
     if isinstance(enabled, str):
         enabled = parse_bool(enabled, name="LORAG_TLS")
     if enabled is None:
         enabled = bool(ca or cert)
-        sources["tls"] = "on: a CA bundle or client certificate is set" if enabled else "default"
+        if enabled:
+            sources["tls"] = "a CA bundle or client certificate is set"
     tls_config = None
     if enabled:
         try:
