@@ -64,3 +64,23 @@ def test_unreadable_or_non_pem_files_fail_with_the_file_named(tmp_path):
     (tmp_path / "junk.pem").write_text("junk")
     with pytest.raises(TLSConfigError, match="not PEM"):
         TLSConfig(ca_file=tmp_path / "junk.pem").credentials()
+
+
+def test_cli_config_set_show_and_unset_tls(tmp_path):
+    from click.testing import CliRunner
+
+    from lorag.cli import cli
+
+    config = tmp_path / "config.toml"
+    env = {"LORAG_CONFIG": str(config), "LORAG_DATA_DIR": str(tmp_path / "data")}
+    runner = CliRunner()
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    assert runner.invoke(cli, ["config", "set", "tls_ca", str(tmp_path / "ca.pem")], env=env).exit_code == 0
+    assert runner.invoke(cli, ["config", "set", "tls", "maybe"], env=env).exit_code == 2
+    assert runner.invoke(cli, ["config", "set", "tls", "yes"], env=env).exit_code == 0
+    assert read_config_file(config) == {"tls_ca": str(tmp_path / "ca.pem"), "tls": True}
+    shown = runner.invoke(cli, ["config", "show"], env=env).output
+    assert "tls          on" in shown and str(tmp_path / "ca.pem") in shown
+    assert runner.invoke(cli, ["config", "unset", "tls"], env=env).exit_code == 0
+    assert runner.invoke(cli, ["config", "unset", "tls_ca"], env=env).exit_code == 0
+    assert "off (plaintext)" in runner.invoke(cli, ["config", "show"], env=env).output
