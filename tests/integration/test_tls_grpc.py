@@ -44,6 +44,7 @@ async def tls_host(tmp_path, pki):
     )
     yield host, key
     await host.stop(0)
+    runtime.usage.close()
     runtime.db.dispose()
 
 
@@ -57,6 +58,7 @@ async def mtls_host(tmp_path, pki):
     )
     yield host, key
     await host.stop(0)
+    runtime.usage.close()
     runtime.db.dispose()
 
 
@@ -174,7 +176,8 @@ async def test_unreadable_or_non_pem_tls_files_fail_at_start_with_the_setting_na
                 await start_inprocess(runtime, apps=APPS, port=0)
             assert what in str(info.value) and "LORAG_TLS_CERT_FILE" in str(info.value)
         finally:
-            runtime.db.dispose()
+            runtime.usage.close()
+        runtime.db.dispose()
 
 
 def test_tls_settings_must_come_in_pairs(tmp_path, pki):
