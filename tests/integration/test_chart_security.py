@@ -108,3 +108,15 @@ def test_ingress_terminates_tls_and_can_require_client_certificates():
 def test_contradictory_or_misspelt_security_values_are_refused(args, message):
     proc = helm_template(*args)
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+
+
+def test_the_ci_value_set_with_an_external_milvus_rotates_and_requires_client_certificates():
+    docs = render("-f", str(CHART / "ci" / "external-milvus-values.yaml"))
+    assert not find(docs, "Secret", "lorag-auth")
+    (ingress,) = find(docs, "Ingress")
+    assert (
+        ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-tls-secret"]
+        == "lorag/lorag-client-ca"
+    )
+    for c in _lorag_containers(docs):
+        assert _env(c, "LORAG_AUTH_PREVIOUS_SECRET")["valueFrom"]["secretKeyRef"]["name"] == "lorag-auth-keys"
