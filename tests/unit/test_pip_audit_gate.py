@@ -98,3 +98,23 @@ def test_pip_audit_breaking_for_another_reason_fails():
 def test_the_shipped_triage_file_parses_and_gives_every_entry_a_reason():
     entries = gate.parse_triage((ROOT / "security" / "pip-audit-triage.txt").read_text())
     assert entries and all(len(e.reason) >= gate.MIN_REASON for e in entries)
+
+
+def test_a_service_that_never_answers_cannot_stall_lint(monkeypatch, capsys, tmp_path):
+    seen = {}
+
+    def never_answers(cmd, **kwargs):
+        seen.update(kwargs, cmd=cmd)
+        raise gate.subprocess.TimeoutExpired(cmd, kwargs["timeout"])
+
+    monkeypatch.setattr(gate.subprocess, "run", never_answers)
+    assert gate.main(["--triage", str(tmp_path / "none.txt"), "--max-seconds", "7"]) == 0
+    assert seen["timeout"] == 7 and "pip_audit" in seen["cmd"]
+    assert "did not finish in 7 s" in capsys.readouterr().out
+
+
+def test_main_fails_on_a_malformed_triage_file(tmp_path, capsys):
+    bad = tmp_path / "triage.txt"
+    bad.write_text("CVE-1 pkg\n")
+    assert gate.main(["--triage", str(bad)]) == 1
+    assert "line 1" in capsys.readouterr().err
