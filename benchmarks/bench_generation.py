@@ -76,7 +76,7 @@ def _adapters(base_dir: Path, root: Path, n: int) -> list[Path]:
     for i in range(n):
         target = root / f"a{i}"
         torch.manual_seed(100 + i)
-        model = AutoModelForCausalLM.from_pretrained(base_dir)
+        model = AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True)
         cfg = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
         cfg.init_lora_weights = False
         peft_model = get_peft_model(model, cfg)
@@ -145,6 +145,7 @@ def engine_ratios(args, work: Path) -> dict:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from lorag.common.safeload import require_safetensors_adapter
     from lorag.generation import lora_batch
     from lorag.generation.engine import BASE, BatchEngine
     from lorag.generation.models import prepare_builtin
@@ -155,11 +156,11 @@ def engine_ratios(args, work: Path) -> dict:
     paths = _adapters(base_dir, work / "adapters", args.adapters)
     tok = AutoTokenizer.from_pretrained(base_dir)
     tok.padding_side = "left"
-    base = AutoModelForCausalLM.from_pretrained(base_dir).eval()
+    base = AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True).eval()
     rss_base = _rss_mib()
-    model = PeftModel.from_pretrained(base, paths[0], adapter_name="a0")
+    model = PeftModel.from_pretrained(base, require_safetensors_adapter(paths[0]), adapter_name="a0")
     for i, p in enumerate(paths[1:], 1):
-        model.load_adapter(p, adapter_name=f"a{i}")
+        model.load_adapter(require_safetensors_adapter(p), adapter_name=f"a{i}")
     model.eval()
     lora_batch.install(model)  # as the service does: gathered multi-LoRA matmuls
     rss_loaded = _rss_mib()
@@ -178,7 +179,9 @@ def engine_ratios(args, work: Path) -> dict:
     }
     engine = BatchEngine(model, tok, max_batch_size=args.concurrency)
     plain_engine = BatchEngine(
-        AutoModelForCausalLM.from_pretrained(base_dir).eval(), tok, max_batch_size=args.concurrency
+        AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True).eval(),
+        tok,
+        max_batch_size=args.concurrency,
     )
     n = args.requests
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(n)]
@@ -407,8 +410,10 @@ def int8_tradeoff(args) -> dict:
     base_dir = prepare_builtin(GenerationSettings())
     tok = AutoTokenizer.from_pretrained(base_dir)
     tok.padding_side = "left"
-    fp32 = AutoModelForCausalLM.from_pretrained(base_dir).eval()
-    int8, quantized = quantize_int8(AutoModelForCausalLM.from_pretrained(base_dir).eval())
+    fp32 = AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True).eval()
+    int8, quantized = quantize_int8(
+        AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True).eval()
+    )
     if not quantized:
         return {"available": False}
     models = {"fp32": fp32, "int8": int8}

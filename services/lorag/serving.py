@@ -11,9 +11,16 @@ import os
 from dataclasses import dataclass
 
 from lorag.apps import APPS, APPS_BY_NAME, AppSpec, grpc_servicer_functions, import_object
+from lorag.common.errors import FailedPrecondition
 from lorag.common.settings import LoragSettings
 
 log = logging.getLogger("lorag.serving")
+
+TLS_UNSUPPORTED = (
+    "LORAG_TLS_CERT_FILE/LORAG_TLS_KEY_FILE apply to the in-process host only: Ray Serve's gRPC "
+    "proxy serves plaintext. Terminate TLS in front of it (Helm chart: ingress.tls) and keep the "
+    "proxy port inside the cluster network"
+)
 
 #: Environment every Ray process gets: no usage reporting, no hub traffic.
 QUIET_ENV = {
@@ -109,7 +116,14 @@ def start(
     http_port: int | None = None,
     num_cpus: int | None = None,
 ) -> ServeEndpoint:
-    """Start local Ray (or join ``RAY_ADDRESS``), the proxies and every application."""
+    """Start local Ray (or join ``RAY_ADDRESS``), the proxies and every application.
+
+    Ray Serve's gRPC proxy has no TLS option, so TLS settings are refused here rather than
+    silently served as plaintext: terminate TLS in front of the proxy (the Helm chart's
+    ``ingress.tls``) or use the in-process host (:mod:`lorag.common.hosts`).
+    """
+    if settings.tls_enabled:
+        raise FailedPrecondition(TLS_UNSUPPORTED)
     import ray
     from ray import serve
     from ray.serve.config import gRPCOptions

@@ -48,6 +48,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (printf "%s-bootstrap" (include "lorag.fullname" .)) .Values.bootstrap.existingSecret -}}
 {{- end -}}
 
+{{/* Secret of the server secret API keys are hashed under. */}}
+{{- define "lorag.authSecretName" -}}
+{{- default (printf "%s-auth" (include "lorag.fullname" .)) .Values.auth.existingSecret -}}
+{{- end -}}
+
 {{/* Milvus: name of the subchart's objects (see charts/milvus/templates/_helpers.tpl). */}}
 {{- define "lorag.milvusFullname" -}}
 {{- printf "%s-milvus" .Release.Name | trunc 50 | trimSuffix "-" -}}
@@ -90,6 +95,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   value: {{ .Values.settings.authCacheTtlS | quote }}
 - name: LORAG_REQUEST_TIMEOUT_S
   value: {{ .Values.settings.requestTimeoutS | quote }}
+- name: LORAG_AUTH_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "lorag.authSecretName" . }}
+      key: {{ .Values.auth.secretKey }}
+{{- with .Values.auth.previousSecretKey }}
+- name: LORAG_AUTH_PREVIOUS_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "lorag.authSecretName" $ }}
+      key: {{ . }}
+{{- end }}
 - name: LORAG_REGISTRY_URL
   valueFrom:
     secretKeyRef:

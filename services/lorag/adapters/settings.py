@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lorag.common.settings import RedactedRepr
 
 MiB = 1024 * 1024
 
@@ -69,10 +71,15 @@ DEFAULT_BASE_MODELS: dict[str, BaseModelSpec] = {
 }
 
 
-class AdapterSettings(BaseSettings):
+class AdapterSettings(RedactedRepr, BaseSettings):
     """Adapter registry settings (``LORAG_ADAPTERS_*``). Platform settings stay in LoragSettings."""
 
-    model_config = SettingsConfigDict(env_prefix="LORAG_ADAPTERS_", extra="ignore", frozen=True)
+    # Inputs stay out of validation errors: blob_options carries the object store's credentials.
+    model_config = SettingsConfigDict(
+        env_prefix="LORAG_ADAPTERS_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
+    _redacted_urls: ClassVar[tuple[str, ...]] = ("blob_url",)
+    _hidden: ClassVar[tuple[str, ...]] = ("blob_options",)  # s3fs key/secret live here
 
     blob_url: str | None = Field(
         None,

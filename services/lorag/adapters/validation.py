@@ -18,6 +18,7 @@ from typing import Any
 
 from lorag.adapters.settings import BaseModelSpec
 from lorag.common.errors import FailedPrecondition, InvalidArgument
+from lorag.common.safeload import PICKLE_SUFFIXES
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -27,7 +28,6 @@ MAX_CONFIG_BYTES = 1024 * 1024
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 MAX_TENSORS = 100_000
 MAX_TARGET_MODULES = 64
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz")
 _DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
 _MODULE_NAME_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 _LORA_KEY_RE = re.compile(r"^(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[A-Za-z0-9_]+)?\.weight$")

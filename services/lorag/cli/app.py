@@ -35,22 +35,41 @@ class State:
     endpoint: str | None = None
     api_key: str | None = None
     timeout: float | None = None
+    tls: bool | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_server_name: str | None = None
     _config: Any = field(default=None, repr=False)
 
     def config(self):
-        """The resolved endpoint/key/timeout (flags > environment > config file > defaults)."""
+        """The resolved endpoint/key/timeout/TLS (flags > environment > config file > defaults)."""
         if self._config is None:
             from lorag.client.config import resolve
 
-            self._config = resolve(endpoint=self.endpoint, api_key=self.api_key, timeout=self.timeout)
+            self._config = resolve(
+                endpoint=self.endpoint,
+                api_key=self.api_key,
+                timeout=self.timeout,
+                **self.tls_arguments(),
+            )
         return self._config
 
+    def tls_arguments(self) -> dict[str, Any]:
+        return {
+            "tls": self.tls,
+            "tls_ca": self.tls_ca,
+            "tls_cert": self.tls_cert,
+            "tls_key": self.tls_key,
+            "tls_server_name": self.tls_server_name,
+        }
+
     def client(self):
-        """A blocking :class:`lorag.client.Client` for the resolved endpoint and key."""
+        """A blocking :class:`lorag.client.Client` for the resolved endpoint, key and TLS."""
         from lorag.client import Client
 
         cfg = self.config()
-        return Client(cfg.endpoint, api_key=cfg.api_key, timeout=cfg.timeout)
+        return Client(cfg.endpoint, api_key=cfg.api_key, timeout=cfg.timeout, tls=cfg.tls)
 
 
 pass_state = click.make_pass_decorator(State, ensure=True)
@@ -107,6 +126,7 @@ class LoragGroup(click.Group):
 
         from lorag.client.config import ConfigError
         from lorag.client.errors import LoragClientError
+        from lorag.client.tls import TLSConfigError
 
         try:
             return super().invoke(ctx)
@@ -120,7 +140,7 @@ class LoragGroup(click.Group):
             if hint:
                 click.echo(f"hint: {hint}", err=True)
             ctx.exit(EXIT_FAILED)
-        except (ConfigError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        except (ConfigError, TLSConfigError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
             click.echo(error_line(exc), err=True)
             ctx.exit(EXIT_FAILED)
         except KeyboardInterrupt:
@@ -140,9 +160,32 @@ class LoragGroup(click.Group):
 )
 @click.option("--api-key", metavar="KEY", help="API key [env LORAG_API_KEY; config file]")
 @click.option("--timeout", type=float, metavar="SECONDS", help="deadline of each call [default 30]")
+@click.option(
+    "--tls/--no-tls",
+    default=None,
+    help="TLS to the endpoint [env LORAG_TLS; config file; default: on when a CA or client cert is set]",
+)
+@click.option("--tls-ca", metavar="PEM", help="CA bundle that verifies the server [env LORAG_TLS_CA]")
+@click.option("--tls-cert", metavar="PEM", help="client certificate for mutual TLS [env LORAG_TLS_CERT]")
+@click.option("--tls-key", metavar="PEM", help="key of --tls-cert [env LORAG_TLS_KEY]")
+@click.option(
+    "--tls-server-name",
+    metavar="NAME",
+    help="name the server certificate must carry [env LORAG_TLS_SERVER_NAME]",
+)
 @click.version_option(package_name="lorag", prog_name="lorag")
 @click.pass_context
-def cli(ctx: click.Context, endpoint: str | None, api_key: str | None, timeout: float | None) -> None:
+def cli(
+    ctx: click.Context,
+    endpoint: str | None,
+    api_key: str | None,
+    timeout: float | None,
+    tls: bool | None,
+    tls_ca: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_server_name: str | None,
+) -> None:
     """lorag: ask questions of your documents with your own LoRA adapters.
 
     \b
@@ -151,7 +194,16 @@ def cli(ctx: click.Context, endpoint: str | None, api_key: str | None, timeout: 
       lorag ingest docs/                   # index a folder (Markdown, HTML, text, PDF)
       lorag ask "How do I reset my password?"
     """
-    ctx.obj = State(endpoint=endpoint, api_key=api_key, timeout=timeout)
+    ctx.obj = State(
+        endpoint=endpoint,
+        api_key=api_key,
+        timeout=timeout,
+        tls=tls,
+        tls_ca=tls_ca,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_server_name=tls_server_name,
+    )
 
 
 def parse_key_values(pairs: tuple[str, ...], *, what: str) -> dict[str, Any]:

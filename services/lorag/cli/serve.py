@@ -21,6 +21,7 @@ def credentials_path(settings: LoragSettings) -> Path:
 
 def bootstrap(settings: LoragSettings) -> str | None:
     """Create the schema, the `default` tenant and the operator key; the new key or None."""
+    from lorag.common.auth import load_key_hasher
     from lorag.common.db import Database
     from lorag.common.tenancy import TenantStore
 
@@ -28,7 +29,7 @@ def bootstrap(settings: LoragSettings) -> str | None:
     db = Database(settings.resolved_registry_url)
     try:
         given = settings.bootstrap_api_key.get_secret_value() if settings.bootstrap_api_key else None
-        created = TenantStore(db).bootstrap(given)
+        created = TenantStore(db, load_key_hasher(settings)).bootstrap(given)
     finally:
         db.dispose()
     if created:
@@ -119,6 +120,10 @@ def serve(
     if metrics_export_port is not None:
         overrides["metrics_export_port"] = metrics_export_port
     settings = LoragSettings(**overrides)
+    if settings.tls_enabled:
+        from lorag.serving import TLS_UNSUPPORTED
+
+        raise click.ClickException(TLS_UNSUPPORTED)
     created = bootstrap(settings)
     prepare_models(settings)
 

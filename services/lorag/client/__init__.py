@@ -24,6 +24,7 @@ from lorag.client.errors import (
 )
 from lorag.client.filters import to_filter
 from lorag.client.sync import Client
+from lorag.client.tls import TLSConfig, TLSConfigError
 
 __all__ = [
     "AlreadyExistsError",
@@ -38,6 +39,8 @@ __all__ = [
     "LoragClientError",
     "NotFoundError",
     "PermissionDeniedError",
+    "TLSConfig",
+    "TLSConfigError",
     "ResourceExhaustedError",
     "UnauthenticatedError",
     "UnavailableError",

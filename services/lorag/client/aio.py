@@ -6,6 +6,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from lorag.client.base import DEFAULT_TIMEOUT_S, AsyncRunner, ServiceTable, call_metadata, channel_options
+from lorag.client.tls import TLSConfig
 
 
 class AsyncClient(ServiceTable):
@@ -26,9 +27,13 @@ class AsyncClient(ServiceTable):
         *,
         timeout: float = DEFAULT_TIMEOUT_S,
         credentials: grpc.ChannelCredentials | None = None,
+        tls: TLSConfig | None = None,
         max_message_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         options = channel_options(max_message_bytes)
+        if tls is not None:
+            credentials = credentials or tls.credentials()
+            options += tls.channel_options()
         self.target = target
         self.channel = (
             grpc.aio.secure_channel(target, credentials, options=options)
@@ -53,6 +58,7 @@ class AsyncClient(ServiceTable):
         from lorag.client.config import resolve
 
         cfg = resolve(endpoint=endpoint, api_key=api_key, timeout=timeout)
+        kwargs.setdefault("tls", cfg.tls)
         return cls(cfg.endpoint, cfg.api_key, timeout=cfg.timeout, **kwargs)
 
     async def health(self, application: str, service: str = "") -> int:

@@ -2,11 +2,17 @@
 
 Used by integration tests and by single-process embedding of lorag. It runs the very servicer
 classes that Ray Serve runs, with the standard health service and server reflection.
+
+With ``LORAG_TLS_CERT_FILE`` and ``LORAG_TLS_KEY_FILE`` the port speaks TLS only; adding
+``LORAG_TLS_CLIENT_CA_FILE`` makes it require and verify a client certificate signed by that CA
+(mutual TLS). The API key is still required on every call: a certificate proves the client
+machine, the key decides the tenant and role.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -15,7 +21,9 @@ from grpc_reflection.v1alpha import reflection
 
 from lorag.apps import APPS, AppSpec, import_object
 from lorag.common import metrics
+from lorag.common.errors import FailedPrecondition
 from lorag.common.rpc import Runtime, all_services
+from lorag.common.settings import LoragSettings
 
 
 @dataclass
@@ -25,6 +33,8 @@ class InProcessHost:
     servicers: dict[str, object] = field(default_factory=dict)
     health: health.aio.HealthServicer | None = None
     metrics_port: int | None = None
+    tls: bool = False
+    mutual_tls: bool = False
     _metrics_server: Any = field(default=None, repr=False)
 
     @property
@@ -37,6 +47,30 @@ class InProcessHost:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
             self._metrics_server = None
+
+
+def _read_pem(path: Path, what: str) -> bytes:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise FailedPrecondition(f"cannot read the {what} {path}: {exc.strerror}") from None
+    if b"-----BEGIN " not in data:
+        raise FailedPrecondition(f"the {what} {path} is not PEM")
+    return data
+
+
+def server_credentials(settings: LoragSettings) -> grpc.ServerCredentials | None:
+    """TLS (or mutual TLS) credentials from the settings; None when TLS is off."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    chain = _read_pem(settings.tls_cert_file, "TLS certificate (LORAG_TLS_CERT_FILE)")
+    key = _read_pem(settings.tls_key_file, "TLS private key (LORAG_TLS_KEY_FILE)")
+    client_ca = None
+    if settings.tls_client_ca_file is not None:
+        client_ca = _read_pem(settings.tls_client_ca_file, "client CA bundle (LORAG_TLS_CLIENT_CA_FILE)")
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
 
 
 async def start_inprocess(
@@ -53,6 +87,7 @@ async def start_inprocess(
     not served; 0: any free port, see ``InProcessHost.metrics_port``).
     """
     settings = runtime.settings
+    credentials = server_credentials(settings)  # before anything starts: a bad file fails fast
     limit = settings.max_message_bytes
     server = grpc.aio.server(
         options=[
@@ -80,9 +115,20 @@ async def start_inprocess(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
         server,
     )
-    bound = server.add_insecure_port(f"{host or settings.grpc_host}:{port}")
+    address = f"{host or settings.grpc_host}:{port}"
+    if credentials is None:
+        bound = server.add_insecure_port(address)
+    else:
+        bound = server.add_secure_port(address, credentials)
     await server.start()
-    result = InProcessHost(server=server, port=bound, servicers=servicers, health=health_servicer)
+    result = InProcessHost(
+        server=server,
+        port=bound,
+        servicers=servicers,
+        health=health_servicer,
+        tls=credentials is not None,
+        mutual_tls=settings.tls_client_ca_file is not None,
+    )
     metrics_port = settings.metrics_port if metrics_port is None else metrics_port
     if metrics_port is not None:
         result._metrics_server, result.metrics_port = metrics.serve_http(

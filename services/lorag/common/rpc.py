@@ -24,7 +24,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
 from lorag.common import errors, metrics, telemetry
-from lorag.common.auth import Authenticator, require_role
+from lorag.common.auth import Authenticator, load_key_hasher, require_role
 from lorag.common.db import Database
 from lorag.common.logging import configure as configure_logging
 from lorag.common.logging import log_context
@@ -53,7 +53,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: LoragSettings) -> Runtime:
         db = Database(settings.resolved_registry_url)
-        tenants = TenantStore(db)
+        tenants = TenantStore(db, load_key_hasher(settings))
         return cls(
             settings=settings,
             db=db,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "lorag"
@@ -13,13 +16,38 @@ DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "lorag"
 APPLICATIONS = ("embedding", "retrieval", "reranking", "generation", "adapters", "rag")
 
 
-class LoragSettings(BaseSettings):
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@:]*)(?::[^/@]*)?@")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (``postgresql://u:pw@h/db`` -> ``postgresql://u:***@h/db``)."""
+    return _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
+
+
+class RedactedRepr:
+    """Mixin for settings classes: URLs with credentials and secret-bearing fields stay out of
+    ``repr``/``str`` (SecretStr fields already print as ``**********``)."""
+
+    _redacted_urls: ClassVar[tuple[str, ...]] = ()
+    _hidden: ClassVar[tuple[str, ...]] = ()
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():  # type: ignore[misc]
+            if name in self._redacted_urls and isinstance(value, str):
+                value = redact_url(value)
+            elif name in self._hidden and value:
+                value = "**********"
+            yield name, value
+
+
+class LoragSettings(RedactedRepr, BaseSettings):
     """Platform-wide settings, environment prefix ``LORAG_``.
 
     Service settings subclass this with their own prefix (``LORAG_<SVC>_``) for their own fields.
     """
 
     model_config = SettingsConfigDict(env_prefix="LORAG_", extra="ignore", frozen=True)
+    _redacted_urls: ClassVar[tuple[str, ...]] = ("registry_url",)
 
     data_dir: Path = Field(DEFAULT_DATA_DIR, description="Where embedded state lives.")
     models_dir: Path | None = Field(
@@ -41,6 +69,23 @@ class LoragSettings(BaseSettings):
     )
     bootstrap_api_key: SecretStr | None = Field(
         None, description="Operator key created on first run instead of a random one."
+    )
+    auth_secret: SecretStr | None = Field(
+        None,
+        description="Server secret of the API key hashes (HMAC-SHA256); default: generated once and "
+        "kept in data_dir/auth-secret (mode 0600).",
+    )
+    auth_previous_secret: SecretStr | None = Field(
+        None,
+        description="The secret before a rotation: keys hashed under it still verify and are "
+        "rehashed under auth_secret on their next use.",
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate chain of the in-process gRPC host; with tls_key_file: TLS on."
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle; when set, clients must present a certificate it signed (mTLS)."
     )
     log_level: str = Field("INFO", description="Python logging level.")
     log_json: bool = Field(True, description="One JSON object per log line.")
@@ -67,6 +112,18 @@ class LoragSettings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return Path(value).expanduser()
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> LoragSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("LORAG_TLS_CERT_FILE and LORAG_TLS_KEY_FILE must be set together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("LORAG_TLS_CLIENT_CA_FILE (mTLS) needs LORAG_TLS_CERT_FILE and _KEY_FILE")
+        return self
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert_file is not None
 
     @property
     def metrics_tenant_list(self) -> tuple[str, ...]:

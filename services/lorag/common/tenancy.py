@@ -1,7 +1,11 @@
 """Tenants, API keys and principals: the tenancy invariant lives here.
 
 A request's tenant is the tenant of its API key, never a field of the request body. Keys are
-random tokens stored as SHA-256 hashes; the plaintext is shown once when the key is created.
+random tokens stored as HMAC-SHA256 digests under the server secret (:class:`KeyHasher`); the
+plaintext is shown once when the key is created. Rows written before the server secret existed
+hold a plain SHA-256 digest (``hash_scheme = "sha256"``): they keep verifying and are rehashed
+under the secret on their first successful use, as are rows hashed under the previous secret
+after a rotation.
 """
 
 from __future__ import annotations
@@ -10,8 +14,11 @@ import datetime as dt
 import enum
 import hashlib
 import hmac
+import logging
 import re
 import secrets
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +34,13 @@ TENANT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 DEFAULT_TENANT = "default"
 MIN_KEY_LENGTH = 20
 MAX_KEY_LENGTH = 256
+#: ``api_keys.hash_scheme`` values: HMAC-SHA256 under the server secret, and the older plain SHA-256.
+SCHEME_HMAC = "hmac-sha256"
+SCHEME_SHA256 = "sha256"
+#: Shortest server secret accepted, in bytes.
+MIN_SECRET_BYTES = 32
+
+log = logging.getLogger("lorag.tenancy")
 
 
 class Role(enum.IntEnum):
@@ -86,6 +100,7 @@ class ApiKeyRow(Base):
         String(63), ForeignKey("tenants.tenant_id", ondelete="CASCADE"), index=True
     )
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash_scheme: Mapped[str] = mapped_column(String(16), default=SCHEME_HMAC)
     role: Mapped[str] = mapped_column(String(16))
     description: Mapped[str] = mapped_column(String(200), default="")
     created_by: Mapped[str] = mapped_column(String(32), default="")
@@ -108,8 +123,53 @@ class AuditEventRow(Base):
     trace_id: Mapped[str] = mapped_column(String(32), default="")
 
 
-def hash_key(api_key: str) -> str:
+def legacy_hash(api_key: str) -> str:
+    """The plain SHA-256 digest rows created before the server secret hold (verify-only)."""
     return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+class KeyHasher:
+    """HMAC-SHA256 of API keys under the server secret; verifies the older forms too.
+
+    ``previous`` are secrets before a rotation: digests under them (and plain SHA-256 digests)
+    still match, and :meth:`TenantStore.find_key` rewrites such rows under ``secret``.
+    """
+
+    def __init__(self, secret: bytes, previous: Sequence[bytes] = ()) -> None:
+        for s in (secret, *previous):
+            if len(s) < MIN_SECRET_BYTES:
+                raise ValueError(f"the server secret must have at least {MIN_SECRET_BYTES} bytes")
+        self._secret = secret
+        self._previous = tuple(p for p in previous if p != secret)
+
+    def __repr__(self) -> str:
+        return f"KeyHasher(previous={len(self._previous)})"
+
+    def digest(self, api_key: str) -> str:
+        """The digest a key is stored and cached under."""
+        return hmac.new(self._secret, api_key.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def candidates(self, api_key: str) -> list[tuple[str, str]]:
+        """``(scheme, digest)`` pairs a stored row may hold for ``api_key``, the current one first."""
+        key = api_key.encode("utf-8")
+        out = [(SCHEME_HMAC, self.digest(api_key))]
+        out += [(SCHEME_HMAC, hmac.new(p, key, hashlib.sha256).hexdigest()) for p in self._previous]
+        out.append((SCHEME_SHA256, legacy_hash(api_key)))
+        return out
+
+
+_process_hasher: KeyHasher | None = None
+_process_hasher_lock = threading.Lock()
+
+
+def process_hasher() -> KeyHasher:
+    """A hasher with a random secret of this process only: for stores that are given none (tests,
+    tools). Servers pass :func:`lorag.common.auth.load_key_hasher` so keys verify everywhere."""
+    global _process_hasher
+    with _process_hasher_lock:
+        if _process_hasher is None:
+            _process_hasher = KeyHasher(secrets.token_bytes(MIN_SECRET_BYTES))
+        return _process_hasher
 
 
 def new_api_key() -> tuple[str, str]:
@@ -138,8 +198,9 @@ def validate_text(value: str, *, field: str, max_len: int = 200) -> str:
 class TenantStore:
     """Registry operations on tenants, keys and the audit log (synchronous; call off the loop)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, hasher: KeyHasher | None = None) -> None:
         self.db = db
+        self.hasher = hasher or process_hasher()
 
     # -- tenants ---------------------------------------------------------------------------
     def create_tenant(
@@ -208,7 +269,8 @@ class TenantStore:
         row = ApiKeyRow(
             key_id=key_id,
             tenant_id=tenant_id,
-            key_hash=hash_key(api_key),
+            key_hash=self.hasher.digest(api_key),
+            hash_scheme=SCHEME_HMAC,
             role=role.name,
             description=description,
             created_by=actor,
@@ -238,14 +300,36 @@ class TenantStore:
         return row
 
     def find_key(self, api_key: str) -> ApiKeyRow | None:
-        """The valid (not revoked) key row for a presented key string."""
-        digest = hash_key(api_key)
+        """The valid (not revoked) key row for a presented key string.
+
+        A row stored under an older scheme (plain SHA-256, or the secret before a rotation) is
+        rewritten under the current secret here, on its first successful use.
+        """
+        candidates = self.hasher.candidates(api_key)
         with self.db.session() as s:
-            row = s.scalars(select(ApiKeyRow).where(ApiKeyRow.key_hash == digest)).first()
-        if row is None or row.revoked_at is not None:
+            q = select(ApiKeyRow).where(ApiKeyRow.key_hash.in_([d for _, d in candidates]))
+            rows = list(s.scalars(q))
+        match: tuple[ApiKeyRow, int] | None = None
+        for row in rows:
+            for i, (scheme, digest) in enumerate(candidates):
+                # The lookup already matched; compare in constant time for defence in depth, and
+                # only against the scheme the row says it holds.
+                if row.hash_scheme == scheme and hmac.compare_digest(row.key_hash, digest):
+                    match = (row, i)
+        if match is None or match[0].revoked_at is not None:
             return None
-        # The hash lookup already matched; compare again in constant time for defence in depth.
-        return row if hmac.compare_digest(row.key_hash, digest) else None
+        row, index = match
+        if index:
+            self._rehash(row, old=candidates[index][1], new=candidates[0][1])
+        return row
+
+    def _rehash(self, row: ApiKeyRow, *, old: str, new: str) -> None:
+        with self.db.session.begin() as s:
+            current = s.get(ApiKeyRow, row.key_id)
+            if current is None or current.key_hash != old:  # revoked, deleted or done elsewhere
+                return
+            current.key_hash, current.hash_scheme = new, SCHEME_HMAC
+        log.info("API key %s rehashed under the current server secret", row.key_id)
 
     def authenticate(self, api_key: str) -> Principal:
         if not api_key:

@@ -112,11 +112,12 @@ class SentenceEncoder(nn.Module):
             elif kind == "Dense":
                 layer = Dense(_read_json(sub / "config.json"))
                 weights = sub / "model.safetensors"
-                if weights.exists():
-                    state = load_file(str(weights))
-                else:
-                    state = torch.load(sub / "pytorch_model.bin", map_location="cpu", weights_only=True)
-                layer.load_state_dict(state)
+                if not weights.exists():
+                    raise FailedPrecondition(
+                        f"{sub}: the Dense module has no model.safetensors; pickle-based weights "
+                        "(pytorch_model.bin) are not loaded: convert them to safetensors"
+                    )
+                layer.load_state_dict(load_file(str(weights)))
                 dense.append(layer)
             elif kind == "Normalize":
                 continue  # applied on request, outside the forward pass
@@ -125,7 +126,9 @@ class SentenceEncoder(nn.Module):
         if transformer_dir is None:
             raise FailedPrecondition(f"{path}: modules.json names no Transformer module")
         tokenizer = AutoTokenizer.from_pretrained(str(transformer_dir), local_files_only=True)
-        transformer = AutoModel.from_pretrained(str(transformer_dir), local_files_only=True)
+        transformer = AutoModel.from_pretrained(
+            str(transformer_dir), local_files_only=True, use_safetensors=True
+        )
         transformer.eval()
         encoder = cls(transformer, tokenizer, pooling or Pooling(["mean_tokens"]), dense)
         st_config = _read_json(transformer_dir / "sentence_bert_config.json")

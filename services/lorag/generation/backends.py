@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lorag.common.errors import FailedPrecondition, InvalidArgument, Unavailable
+from lorag.common.safeload import require_safetensors_adapter
 from lorag.embedding import models as model_files
 from lorag.generation import lora_batch
 from lorag.generation.engine import BASE, BatchEngine, SamplingParams, Sequence, TokenEvent
@@ -103,10 +104,15 @@ class LocalBackend:
             # bitsandbytes 8/4-bit weights on the GPU; peft wraps them with its own LoRA layers, so
             # adapters work and mixed batches take peft's adapter_names path.
             base = AutoModelForCausalLM.from_pretrained(
-                source.path, quantization_config=bnb_config(bnb_quantization), device_map={"": 0}
+                source.path,
+                quantization_config=bnb_config(bnb_quantization),
+                device_map={"": 0},
+                use_safetensors=True,
             )
         else:
-            base = AutoModelForCausalLM.from_pretrained(source.path, dtype=torch.float32)
+            base = AutoModelForCausalLM.from_pretrained(
+                source.path, dtype=torch.float32, use_safetensors=True
+            )
         base.eval()
         self.quantized = quantize_int8
         if quantize_int8:
@@ -172,6 +178,7 @@ class LocalBackend:
         from peft import PeftModel
 
         model = self.engine.model
+        path = require_safetensors_adapter(path)
         try:
             if hasattr(model, "peft_config"):
                 model.load_adapter(path, adapter_name=version_id)

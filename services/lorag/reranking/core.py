@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from lorag.common.errors import FailedPrecondition, InvalidArgument, LoragError, NotFound
+from lorag.common.safeload import require_safetensors_adapter
 from lorag.embedding import models as model_files
 from lorag.reranking.settings import BUILT_PREFIX, RerankerModelSpec, RerankingSettings
 
@@ -146,10 +147,11 @@ def load_adapter(model: Any, adapter_name: str, path: Path) -> Any:
     """
     from peft import PeftModel
 
+    path = require_safetensors_adapter(path)
     if isinstance(model, PeftModel):
-        model.load_adapter(str(path), adapter_name=adapter_name)
+        model.load_adapter(path, adapter_name=adapter_name)
     else:
-        model = PeftModel.from_pretrained(model, str(path), adapter_name=adapter_name)
+        model = PeftModel.from_pretrained(model, path, adapter_name=adapter_name)
     model.eval()
     return model
 
@@ -268,7 +270,9 @@ class RerankingCore:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(path), local_files_only=True, use_safetensors=True
+        )
         if model.config.num_labels != 1:
             raise FailedPrecondition(
                 f"reranker {name!r}: a cross-encoder has one output (num_labels=1), {path} has "

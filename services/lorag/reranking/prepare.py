@@ -208,7 +208,7 @@ def _train_and_evaluate(
 
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir), local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(
-        str(base_dir), num_labels=1, local_files_only=True
+        str(base_dir), num_labels=1, local_files_only=True, use_safetensors=True
     )
     frozen = ("bert.embeddings.", *(f"bert.encoder.layer.{i}." for i in range(recipe.frozen_layers)))
     for name, param in model.named_parameters():

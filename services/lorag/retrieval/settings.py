@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lorag.common.settings import LoragSettings
+from lorag.common.settings import LoragSettings, RedactedRepr
 
 
-class RetrievalSettings(BaseSettings):
+class RetrievalSettings(RedactedRepr, BaseSettings):
     """Where the vectors live and the limits of the retrieval API.
 
     Read once at start-up (``RetrievalSettings()``); ``data_dir`` defaults to the platform's
@@ -19,6 +19,7 @@ class RetrievalSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(env_prefix="LORAG_RETRIEVAL_", extra="ignore", frozen=True)
+    _redacted_urls: ClassVar[tuple[str, ...]] = ("milvus_uri",)
 
     data_dir: Path | None = Field(None, description="Embedded state; default: LORAG_DATA_DIR.")
     milvus_uri: str = Field(

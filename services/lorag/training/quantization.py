@@ -141,6 +141,7 @@ def quantize_base(
             str(model_dir),
             quantization_config=bnb_config("int8" if mode == "bnb-int8" else mode),
             device_map={"": 0},
+            use_safetensors=True,
         )
         q_loss = evaluation.generation_loss(qmodel, tokenizer, records, max_length=max_length)
         q_bytes = int(qmodel.get_memory_footprint())

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lorag.common.errors import Cancelled, FailedPrecondition, InvalidArgument
+from lorag.common.safeload import require_safetensors_adapter
 from lorag.training.validation import Record
 
 log = logging.getLogger("lorag.training.trainer")
@@ -183,16 +184,19 @@ def load_base(kind: str, model_dir: Path, *, qlora: bool = False) -> tuple[Any, 
             from lorag.generation.models import bnb_config
 
             model = AutoModelForCausalLM.from_pretrained(
-                str(model_dir), quantization_config=bnb_config("nf4"), device_map={"": 0}
+                str(model_dir),
+                quantization_config=bnb_config("nf4"),
+                device_map={"": 0},
+                use_safetensors=True,
             )
             model = prepare_model_for_kbit_training(model)
         else:
             model = AutoModelForCausalLM.from_pretrained(
-                str(model_dir), dtype=torch.float32, local_files_only=True
+                str(model_dir), dtype=torch.float32, local_files_only=True, use_safetensors=True
             )
     else:
         model = AutoModelForSequenceClassification.from_pretrained(
-            str(model_dir), dtype=torch.float32, local_files_only=True
+            str(model_dir), dtype=torch.float32, local_files_only=True, use_safetensors=True
         )
         if model.config.num_labels != 1:
             raise FailedPrecondition(
@@ -207,7 +211,7 @@ def attach_lora(kind: str, model: Any, hp: Hyperparameters, *, parent_dir: Path 
 
     torch.manual_seed(hp.seed)
     if parent_dir is not None:
-        return PeftModel.from_pretrained(model, str(parent_dir), is_trainable=True)
+        return PeftModel.from_pretrained(model, require_safetensors_adapter(parent_dir), is_trainable=True)
     config = LoraConfig(
         r=hp.rank,
         lora_alpha=hp.alpha,
