@@ -328,8 +328,13 @@ def test_retry_hints_reach_grpc_retries_only_when_a_retry_can_succeed():
         ("retry-after-ms", "250"),
         ("grpc-retry-pushback-ms", "-1"),
     )
-    long_wait = ResourceExhausted("locked out", retry_after_s=45.0)
+    long_wait = ResourceExhausted("over the rate", retry_after_s=45.0)
     assert dict(retry_metadata(long_wait, remaining_s=300.0))["grpc-retry-pushback-ms"] == "-1"
+    lockout = ResourceExhausted("locked out", retry_after_s=1.0, auto_retry=False)
+    assert retry_metadata(lockout, remaining_s=300.0) == (
+        ("retry-after-ms", "1000"),
+        ("grpc-retry-pushback-ms", "-1"),
+    )
     assert retry_metadata(ResourceExhausted("request is too large")) == (("grpc-retry-pushback-ms", "-1"),)
     assert retry_metadata(Unauthenticated("no key")) == ()
 

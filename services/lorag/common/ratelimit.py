@@ -380,6 +380,7 @@ class AuthFailures:
             f"too many failed authentications from this address ({count} within "
             f"{self.window_s:g} s; {AUTH_SETTINGS}); retry in {_ms(wait)} ms",
             retry_after_s=wait,
+            auto_retry=False,
         )
 
     def failed(self, peer: str) -> None:

@@ -390,7 +390,10 @@ class ServicerBase:
     ) -> tuple[grpc.StatusCode, str]:
         trace_id = telemetry.span_trace_id(span) or (call.trace_id if call else "")
         expected = isinstance(exc, errors.LoragError)
-        if expected:
+        if isinstance(exc, errors.ResourceExhausted) and exc.retry_after_s is not None:
+            # A limit that refuses thousands of calls a second must not flood the log (it is counted).
+            log.debug("rpc refused: %s", exc, extra={"fields": {"code": exc.code}})
+        elif expected:
             log.info("rpc failed: %s", exc, extra={"fields": {"code": exc.code}})
         else:
             log.error("unhandled error in %s", name, exc_info=exc)

@@ -31,9 +31,10 @@ def retry_metadata(exc: BaseException, *, remaining_s: float | None = None) -> t
     """Trailing metadata of a failed call: the retry hints of RESOURCE_EXHAUSTED.
 
     A limit that clears with time (``retry_after_s``) sends ``retry-after-ms`` and, when a retry
-    fits in the call's ``remaining_s`` and :data:`MAX_PUSHBACK_S`, the same value as
-    ``grpc-retry-pushback-ms``. Every other RESOURCE_EXHAUSTED (sizes, stored quotas, a wait
-    longer than the call has left) sends ``grpc-retry-pushback-ms: -1``: repeating it cannot help.
+    fits in the call's ``remaining_s`` and :data:`MAX_PUSHBACK_S` (and the error allows automatic
+    retries), the same value as ``grpc-retry-pushback-ms``. Every other RESOURCE_EXHAUSTED (sizes,
+    stored quotas, a wait longer than the call has left, an authentication lockout) sends
+    ``grpc-retry-pushback-ms: -1``: repeating it at once cannot help.
     """
     if not isinstance(exc, ResourceExhausted):
         return ()
@@ -41,5 +42,5 @@ def retry_metadata(exc: BaseException, *, remaining_s: float | None = None) -> t
     if hint is None:
         return ((PUSHBACK_KEY, "-1"),)
     ms = str(max(1, math.ceil(hint * 1000)))
-    fits = hint <= MAX_PUSHBACK_S and (remaining_s is None or hint < remaining_s)
+    fits = exc.auto_retry and hint <= MAX_PUSHBACK_S and (remaining_s is None or hint < remaining_s)
     return ((RETRY_AFTER_KEY, ms), (PUSHBACK_KEY, ms if fits else "-1"))
