@@ -1,5 +1,7 @@
 """Per-tenant rate and concurrency limits, the failed-authentication lockout, their bounds."""
 
+import asyncio
+
 import grpc
 import pytest
 from prometheus_client import REGISTRY
@@ -95,7 +97,13 @@ async def test_a_tenant_quota_overrides_the_rate_and_is_reread_after_its_ttl():
     assert reads == ["t-small", "t-default"]  # read once per TTL, not per request
     quotas["t-small"] = 6000
     clock.advance(10.0)
-    await limits.admit("t-small")
+    await limits.admit("t-small")  # one token earned at the old rate; the new quota is being read
+    with pytest.raises(ResourceExhausted):  # the old quota holds meanwhile
+        await limits.admit("t-small")
+    for _ in range(100):
+        if limits.limit_of("t-small").rate == 100.0:
+            break
+        await asyncio.sleep(0.01)
     assert reads[-1] == "t-small" and limits.limit_of("t-small").rate == 100.0
     for _ in range(20):
         await limits.admit("t-small")
@@ -113,7 +121,8 @@ async def test_a_failing_quota_lookup_keeps_the_previous_limit():
     limits = TenantLimits(rate=0.0, quota_ttl_s=1.0, quota_lookup=lookup, clock=clock)
     await limits.admit("t-a")
     clock.advance(2.0)
-    await limits.admit("t-a")
+    await limits.admit("t-a")  # starts a re-read that fails
+    await asyncio.gather(*limits._background)
     assert limits.limit_of("t-a").rate == 1.0
 
 

@@ -160,7 +160,8 @@ class TenantLimits:
 
     ``quota_lookup(tenant_id)`` returns the tenant's ``max_requests_per_minute`` from the
     registry (0: the platform default); it is called in a thread, at most once per
-    ``quota_ttl_s`` per tenant, while requests keep using the value read before. Entries of
+    ``quota_ttl_s`` per tenant: a tenant's first request waits for it, later re-reads run in the
+    background while requests keep using the value read before. Entries of
     tenants idle for ``idle_s`` (and whose bucket has refilled, so forgetting it changes nothing)
     expire; at most ``max_tenants`` are kept, least recently used first out.
     """
@@ -187,6 +188,7 @@ class TenantLimits:
         self.clock = clock
         self._tenants: OrderedDict[str, _Tenant] = OrderedDict()
         self._lock = threading.Lock()
+        self._background: set[asyncio.Task] = set()
 
     @classmethod
     def from_settings(cls, settings, *, quota_lookup: Callable[[str], int] | None = None) -> TenantLimits:
@@ -218,8 +220,12 @@ class TenantLimits:
         with self._lock:
             state = self._touch(tenant_id, now)
             refresh = self._claim_refresh(state, now)
-        if refresh:
-            await self._refresh(tenant_id, state)
+        if refresh and state.quota_rpm is None:
+            await self._refresh(tenant_id, state)  # the tenant's first request: read its quota
+        elif refresh:  # a stale quota: read it again in the background, use the old value meanwhile
+            task = asyncio.get_running_loop().create_task(self._refresh(tenant_id, state))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         limit = self.limit_of(tenant_id)
         if limit.rate <= 0:
             return
