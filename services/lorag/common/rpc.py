@@ -245,7 +245,7 @@ async def _abort(
 ) -> None:
     """Give the client ``code``: ``abort`` on grpc.aio contexts, set code/details elsewhere."""
     if trailing:
-        grpc_context.set_trailing_metadata(trailing)
+        grpc_context.set_trailing_metadata(list(trailing))  # Ray Serve's context needs a list
     abort = getattr(grpc_context, "abort", None)
     if abort is not None and inspect.iscoroutinefunction(abort):
         await abort(code, details)  # raises grpc.aio.AbortError
