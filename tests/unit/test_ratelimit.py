@@ -215,8 +215,11 @@ def test_peers_are_locked_out_after_the_limit_until_the_window_passes():
         failures.check(peer)
         failures.failed(peer)
     clock.advance(20.0)
+    labels = {"service": "svc-auth"}
+    refused = REGISTRY.get_sample_value("lorag_rate_limit_auth_lockout_rejections_total", labels) or 0.0
     with pytest.raises(ResourceExhausted) as info:
-        failures.check(peer)
+        failures.check(peer, service="svc-auth")
+    assert REGISTRY.get_sample_value("lorag_rate_limit_auth_lockout_rejections_total", labels) == refused + 1
     assert "3 within 60 s" in info.value.message and "LORAG_RATE_LIMIT_AUTH_FAILURES" in info.value.message
     assert info.value.retry_after_s == pytest.approx(40.0)
     failures.check("ipv4:10.0.0.8")  # other peers are unaffected

@@ -39,21 +39,6 @@ RATE_SETTINGS = "LORAG_RATE_LIMIT_REQUESTS_PER_S / LORAG_RATE_LIMIT_BURST"
 CONCURRENCY_SETTING = "LORAG_RATE_LIMIT_MAX_CONCURRENT"
 AUTH_SETTINGS = "LORAG_RATE_LIMIT_AUTH_FAILURES / LORAG_RATE_LIMIT_AUTH_WINDOW_S"
 
-REJECTIONS = metrics.counter(
-    "lorag_rate_limit_rejections_total",
-    "Requests refused with RESOURCE_EXHAUSTED by a per-tenant limit (requests_per_s, concurrency).",
-    ["service", "tenant", "limit"],
-)
-AUTH_LOCKOUT_REJECTIONS = metrics.counter(
-    "lorag_rate_limit_auth_lockout_rejections_total",
-    "Requests refused because their peer failed authentication too often (registry not asked).",
-    ["service"],
-)
-AUTH_LOCKOUTS = metrics.counter(
-    "lorag_rate_limit_auth_lockouts_total",
-    "Peers locked out after reaching the failed-authentication limit within the window.",
-)
-
 
 def _ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
@@ -237,7 +222,9 @@ class TenantLimits:
                 bucket.reshape(rate=limit.rate, capacity=limit.burst, now=now)
             wait = bucket.take(now)
         if wait > 0:
-            REJECTIONS.labels(service, metrics.tenant_label(tenant_id), "requests_per_s").inc()
+            metrics.RATE_LIMIT_REJECTIONS.labels(
+                service, metrics.tenant_label(tenant_id), "requests_per_s"
+            ).inc()
             raise ResourceExhausted(
                 f"tenant {tenant_id!r} is over its rate limit of {limit.rate:g} requests/s "
                 f"(burst {limit.burst}; {limit.source}); retry in {_ms(wait)} ms",
@@ -276,7 +263,7 @@ class TenantLimits:
             if inflight < self.max_concurrent:
                 state.inflight += 1
                 return Slot(self, tenant_id, state)
-        REJECTIONS.labels(service, metrics.tenant_label(tenant_id), "concurrency").inc()
+        metrics.RATE_LIMIT_REJECTIONS.labels(service, metrics.tenant_label(tenant_id), "concurrency").inc()
         raise ResourceExhausted(
             f"tenant {tenant_id!r} has {inflight} requests in progress; the limit is "
             f"{self.max_concurrent} ({CONCURRENCY_SETTING}); retry in {_ms(CONCURRENCY_RETRY_S)} ms",
@@ -381,7 +368,7 @@ class AuthFailures:
                 return
             wait = entry[0] + self.window_s - now
             count = int(entry[1])
-        AUTH_LOCKOUT_REJECTIONS.labels(service).inc()
+        metrics.AUTH_LOCKOUT_REJECTIONS.labels(service).inc()
         raise ResourceExhausted(
             f"too many failed authentications from this address ({count} within "
             f"{self.window_s:g} s; {AUTH_SETTINGS}); retry in {_ms(wait)} ms",
@@ -404,7 +391,7 @@ class AuthFailures:
             entry[1] += 1
             locked = entry[1] == self.limit
         if locked:
-            AUTH_LOCKOUTS.inc()
+            metrics.AUTH_LOCKOUTS.inc()
             log.warning(
                 "peer %s locked out for %g s after %d failed authentications", peer, self.window_s, self.limit
             )
