@@ -99,6 +99,17 @@ async def test_idempotent_calls_retry_after_the_hint_and_others_expose_it(runtim
         assert (await admin.admin.create_key(role="user")).api_key
 
 
+async def test_a_hint_longer_than_the_deadline_is_not_retried_by_grpc(runtime, operator, client_for):
+    _, key = await tenant_keys(operator)
+    c = client_for(key)
+    with limited(runtime, rate_limit_requests_per_s=0.5, rate_limit_burst=1):
+        await c.admin.WhoAmI(pb.WhoAmIRequest())
+        exc = await failure(c.admin.WhoAmI(pb.WhoAmIRequest(), timeout=1.0))
+        assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # at once, not DEADLINE_EXCEEDED later
+        assert 1000 < int(trailing(exc)["retry-after-ms"]) <= 2000
+        assert trailing(exc)["grpc-retry-pushback-ms"] == "-1"
+
+
 async def test_a_tenant_quota_sets_its_own_rate(runtime, operator, client_for):
     tid, key = await tenant_keys(operator)
     await operator.admin.SetTenantQuota(

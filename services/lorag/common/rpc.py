@@ -175,7 +175,8 @@ def rpc(role: Role | None = Role.USER, *, concurrent: bool = True) -> Callable:
                     self._lorag_record(name, code, started, call, span)
                     if grpc_context is None:  # called through a handle, not over gRPC
                         raise
-                    await _abort(grpc_context, code, details, retry_metadata(exc, remaining_s=_left(call)))
+                    trailing = retry_metadata(exc, remaining_s=_left(call, grpc_context))
+                    await _abort(grpc_context, code, details, trailing)
                     raise _Aborted(details) from None
                 else:
                     self._lorag_record(name, grpc.StatusCode.OK, started, call, span)
@@ -206,7 +207,8 @@ def rpc(role: Role | None = Role.USER, *, concurrent: bool = True) -> Callable:
                 self._lorag_record(name, code, started, call, span)
                 if grpc_context is None:  # called through a handle, not over gRPC
                     raise
-                await _abort(grpc_context, code, details, retry_metadata(exc, remaining_s=_left(call)))
+                trailing = retry_metadata(exc, remaining_s=_left(call, grpc_context))
+                await _abort(grpc_context, code, details, trailing)
                 return self._lorag_output_type(name)()
             self._lorag_record(name, grpc.StatusCode.OK, started, call, span)
             return response
@@ -216,9 +218,12 @@ def rpc(role: Role | None = Role.USER, *, concurrent: bool = True) -> Callable:
     return decorate
 
 
-def _left(call: Call | None) -> float | None:
-    """Seconds the call has left (None before its deadline was known)."""
-    return call.remaining() if call is not None else None
+def _left(call: Call | None, grpc_context: Any) -> float | None:
+    """Seconds the call has left: its own deadline, else the client's (None when unknown)."""
+    if call is not None:
+        return call.remaining()
+    time_remaining = getattr(grpc_context, "time_remaining", None)
+    return time_remaining() if callable(time_remaining) else None
 
 
 def _cancel_code(call: Call | None) -> grpc.StatusCode:
