@@ -47,7 +47,7 @@ class Runtime:
     tenants: TenantStore
     auth: Authenticator
     usage: UsageRecorder
-    limits: TenantLimits
+    limits: TenantLimits = field(default_factory=TenantLimits)  # build() reads them from the settings
 
     _instances: ClassVar[dict[str, Runtime]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
