@@ -193,7 +193,9 @@ class TenantLimits:
     # -- rate ------------------------------------------------------------------------------------
     def limit_of(self, tenant_id: str) -> RateLimit:
         """The tenant's effective rate limit as last read (quota override or platform default)."""
-        state = self._tenants.get(tenant_id)
+        return self._limit(self._tenants.get(tenant_id))
+
+    def _limit(self, state: _Tenant | None) -> RateLimit:
         rpm = state.quota_rpm if state is not None else None
         if rpm:
             return self.default.for_quota(rpm, burst_setting=self.burst_setting)
@@ -211,7 +213,7 @@ class TenantLimits:
             task = asyncio.get_running_loop().create_task(self._refresh(tenant_id, state))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-        limit = self.limit_of(tenant_id)
+        limit = self._limit(state)
         if limit.rate <= 0:
             return
         with self._lock:
