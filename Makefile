@@ -80,6 +80,7 @@ BENCH_OUT     ?= benchmarks/results
 BENCH_TIMEOUT ?= 1800
 export BENCH_ARGS_bench_adapters := --repeat 3 --resolves 300
 export BENCH_ARGS_bench_embedding := --texts 512 --concurrency 32 --rerank-queries 8 --passages 256
+export BENCH_ARGS_bench_load := --rounds 4 --phase-s 4 --quiet-rps 15 --noisy-rps 300 --rate 30 --burst 30
 export BENCH_ARGS_bench_generation := --adapters 8 --requests 16 --concurrency 8 --max-new-tokens 32 --rounds 3
 export BENCH_ARGS_bench_rag := --documents 200 --clients 1,8,32 --per-client 1 --max-new-tokens 16
 export BENCH_ARGS_bench_retrieval := --sizes 1000,10000,100000 --queries 12

@@ -25,6 +25,19 @@ TARGETS: dict[str, tuple[str, float | None, str]] = {
     "ask_p95_ms": ("report", None, "no target set: reported per concurrency"),
     "ingest_over_raw_embedding": ("report", None, "no target set: share of raw embedding throughput"),
     "memory_per_adapter_mib": ("report", None, "no target set: RSS and tensor bytes per adapter"),
+    "load_quiet_p99_noise_over_solo": ("<=", 2.0, "load issue: quiet tenant p99 next to a noisy one ÷ alone"),
+    "load_quiet_p99_unlimited_noise_over_solo": (
+        "report",
+        None,
+        "reference: the same noise with the rate limit lifted by the tenant's quota",
+    ),
+    "load_internal_or_unknown_errors": (
+        "==",
+        0,
+        "load issue: limits answer RESOURCE_EXHAUSTED, never INTERNAL",
+    ),
+    "load_server_rss_growth_mib": ("<=", 16.0, "load issue: server RSS, second half of the run vs first"),
+    "load_noisy_resource_exhausted_share": ("report", None, "no target set: share of noisy calls refused"),
 }
 
 

@@ -124,7 +124,7 @@ def test_retry_table_names_every_rpc_of_every_service_once():
         assert set(methods) == {m.name for m in service.methods}, key
 
 
-def test_only_idempotent_rpcs_are_retried_on_unavailable():
+def test_only_idempotent_rpcs_are_retried():
     for service, method in [("rag", "Ingest"), ("rag", "Feedback"), ("adapters", "UploadAdapterVersion")]:
         assert not is_retried(service, method)
     for service, method in [
@@ -145,7 +145,7 @@ def test_only_idempotent_rpcs_are_retried_on_unavailable():
     assert ("lorag.rag.v1.RagService", "Ask") in names
     assert ("lorag.rag.v1.RagService", "Ingest") not in names
     assert all(n.get("method") for n in config["name"])  # never a wildcard over a whole service
-    assert config["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
+    assert config["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE", "RESOURCE_EXHAUSTED"]
 
 
 # -- errors ---------------------------------------------------------------------------------------

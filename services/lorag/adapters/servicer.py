@@ -363,7 +363,7 @@ class AdapterServicer(ServicerBase):
             request_id=r.request_id,
         )
 
-    @rpc(Role.USER)
+    @rpc(Role.USER, concurrent=False)  # long-lived: outside the concurrency limit
     async def WatchRevisions(self, request: pb.WatchRevisionsRequest, call: Call):
         registry = self.registry
         cursor = await asyncio.to_thread(registry.check_watch_start, request.from_revision)
@@ -671,7 +671,7 @@ class TrainingServicer(ServicerBase):
             jobs=[job_pb(i) for i in items], page=common_pb2.PageResponse(next_page_token=token)
         )
 
-    @rpc(Role.USER)
+    @rpc(Role.USER, concurrent=False)  # long-lived: outside the concurrency limit
     async def WatchTrainingJob(self, request: training_pb2.WatchTrainingJobRequest, call: Call):
         if request.from_sequence < 0:
             raise InvalidArgument("must be >= 0", field="from_sequence")

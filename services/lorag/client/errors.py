@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import grpc
 
+#: Trailing metadata key of the server's retry hint, in milliseconds (lorag.common.status).
+RETRY_AFTER_KEY = "retry-after-ms"
+
 
 class LoragClientError(Exception):
     """A failed call: the gRPC status ``code`` and the server's ``message``.
@@ -78,9 +81,25 @@ class UnauthenticatedError(LoragClientError):
 
 
 class ResourceExhaustedError(LoragClientError):
-    """A quota, rate or size limit was reached."""
+    """A quota, rate or size limit was reached.
+
+    ``retry_after_s`` is the server's hint (trailing metadata ``retry-after-ms``) when waiting
+    that long may let the same call through (rate and concurrency limits), else None. Idempotent
+    calls were already retried after the hint within their deadline (see lorag.client.retries).
+    """
 
     default_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    @property
+    def retry_after_s(self) -> float | None:
+        trailing = getattr(self.rpc_error, "trailing_metadata", None)
+        for key, value in (trailing() if callable(trailing) else None) or ():
+            if key == RETRY_AFTER_KEY:
+                try:
+                    return max(0.0, int(value) / 1000)
+                except ValueError:
+                    return None
+        return None
 
 
 class FailedPreconditionError(LoragClientError):

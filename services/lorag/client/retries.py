@@ -1,4 +1,18 @@
-"""Which RPCs the SDK retries on UNAVAILABLE: the one table of idempotent and non-idempotent calls.
+"""Which RPCs the SDK retries: the one table of idempotent and non-idempotent calls.
+
+Idempotent calls are retried by gRPC itself (the channel's service config, :data:`RETRY_POLICY`):
+at most 4 attempts within the call's deadline, on
+
+- ``UNAVAILABLE``, with exponential backoff (0.2 s doubling up to 2 s, jittered);
+- ``RESOURCE_EXHAUSTED`` only when the server sends a retry hint: a rate or concurrency limit
+  answers with trailing metadata ``grpc-retry-pushback-ms`` (gRFC A6), and gRPC waits exactly
+  that long before the next attempt. Limits that waiting cannot clear (message sizes, stored
+  quotas) and hints longer than the call has left answer ``grpc-retry-pushback-ms: -1``, which
+  ends the call at once. The hint also comes as ``retry-after-ms``, which the SDK exposes as
+  :attr:`lorag.client.errors.ResourceExhaustedError.retry_after_s` for callers that retry
+  non-idempotent calls themselves. (A RESOURCE_EXHAUSTED without any pushback comes only from
+  gRPC's own message-size checks; messages that large are past gRPC's 256 KiB retry buffer and
+  are not retried, unless a channel is given a message limit below it.)
 
 A retried call may reach the server twice (the first attempt can fail after the server acted), so
 only calls that give the same result and leave the same state when repeated are retried. Writes
@@ -13,7 +27,7 @@ from __future__ import annotations
 
 import json
 
-#: service key (see ``SERVICES``) -> (full proto service name, {RPC: retried on UNAVAILABLE}).
+#: service key (see ``SERVICES``) -> (full proto service name, {RPC: retried}).
 #: A unit test checks that every RPC of every proto service appears here exactly once.
 IDEMPOTENT: dict[str, tuple[str, dict[str, bool]]] = {
     "admin": (
@@ -106,7 +120,8 @@ RETRY_POLICY = {
     "initialBackoff": "0.2s",
     "maxBackoff": "2s",
     "backoffMultiplier": 2,
-    "retryableStatusCodes": ["UNAVAILABLE"],
+    # RESOURCE_EXHAUSTED is retried only after a server pushback (see the module docstring).
+    "retryableStatusCodes": ["UNAVAILABLE", "RESOURCE_EXHAUSTED"],
 }
 
 

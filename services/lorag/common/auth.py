@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lorag.common.errors import FailedPrecondition, PermissionDenied, Unauthenticated
+from lorag.common.ratelimit import AuthFailures
 from lorag.common.tenancy import MIN_SECRET_BYTES, KeyHasher, Principal, Role, TenantStore
 
 if TYPE_CHECKING:
@@ -101,19 +102,29 @@ class Authenticator:
     second of its revocation. Database work runs in a thread to keep the event loop free.
     """
 
-    def __init__(self, store: TenantStore, *, ttl_s: float = 0.5) -> None:
+    def __init__(
+        self, store: TenantStore, *, ttl_s: float = 0.5, failures: AuthFailures | None = None
+    ) -> None:
         self.store = store
         self.ttl_s = ttl_s
+        self.failures = failures if failures is not None else AuthFailures(limit=0)  # lockout per peer
         self._cache: dict[str, tuple[float, Principal]] = {}
 
-    async def authenticate(self, metadata: Iterable[tuple[str, str | bytes]]) -> Principal:
+    async def authenticate(
+        self, metadata: Iterable[tuple[str, str | bytes]], *, peer: str = "", service: str = ""
+    ) -> Principal:
         token = bearer_token(metadata)
         digest = self.store.hasher.digest(token)
         now = time.monotonic()
         hit = self._cache.get(digest)
         if hit is not None and hit[0] > now:
             return hit[1]
-        principal = await asyncio.to_thread(self.store.authenticate, token)
+        self.failures.check(peer, service=service)  # a locked-out peer never reaches the registry
+        try:
+            principal = await asyncio.to_thread(self.store.authenticate, token)
+        except Unauthenticated:
+            self.failures.failed(peer)
+            raise
         if self.ttl_s > 0:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()

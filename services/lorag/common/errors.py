@@ -51,9 +51,27 @@ class Unauthenticated(LoragError):
 
 
 class ResourceExhausted(LoragError):
-    """A size, rate or quota limit was hit; the message names the limit."""
+    """A size, rate or quota limit was hit; the message names the limit.
+
+    ``retry_after_s`` is set when waiting that long may let the same request through (rate and
+    concurrency limits); it reaches the client as trailing metadata (see lorag.common.status).
+    ``auto_retry=False`` keeps gRPC clients from repeating the call by themselves after the wait
+    (a failed-authentication lockout: the same bad key would only fail again).
+    """
 
     code = "RESOURCE_EXHAUSTED"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        retry_after_s: float | None = None,
+        auto_retry: bool = True,
+    ) -> None:
+        super().__init__(message, field=field)
+        self.retry_after_s = retry_after_s
+        self.auto_retry = auto_retry
 
 
 class FailedPrecondition(LoragError):

@@ -244,6 +244,22 @@ RPC_LATENCY = histogram(
     ["service", "method"],
 )
 
+# Load and quotas (recorded by lorag.common.ratelimit for every refused call).
+RATE_LIMIT_REJECTIONS = counter(
+    "lorag_rate_limit_rejections_total",
+    "Calls refused with RESOURCE_EXHAUSTED by a per-tenant limit (limit: requests_per_s, concurrency).",
+    ["service", "tenant", "limit"],
+)
+AUTH_LOCKOUT_REJECTIONS = counter(
+    "lorag_rate_limit_auth_lockout_rejections_total",
+    "Calls refused because their peer address failed authentication too often (registry not asked).",
+    ["service"],
+)
+AUTH_LOCKOUTS = counter(
+    "lorag_rate_limit_auth_lockouts_total",
+    "Peer addresses locked out after reaching the failed-authentication limit within the window.",
+)
+
 # Usage accounting (the same records feed the registry's usage table, see lorag.common.usage).
 USAGE_REQUESTS = counter(
     "lorag_usage_requests_total",

@@ -29,8 +29,9 @@ from lorag.common.db import Database
 from lorag.common.logging import configure as configure_logging
 from lorag.common.logging import log_context
 from lorag.common.metrics import RPC_LATENCY, RPC_REQUESTS
+from lorag.common.ratelimit import AuthFailures, Slot, TenantLimits, peer_address
 from lorag.common.settings import LoragSettings, load_settings
-from lorag.common.status import grpc_status
+from lorag.common.status import grpc_status, retry_metadata
 from lorag.common.tenancy import Principal, Role, TenantStore
 from lorag.common.usage import UsageRecorder
 
@@ -39,13 +40,14 @@ log = logging.getLogger("lorag.rpc")
 
 @dataclass
 class Runtime:
-    """Process-wide state every servicer needs: settings, registry, authenticator, usage."""
+    """Process-wide state every servicer needs: settings, registry, authenticator, usage, limits."""
 
     settings: LoragSettings
     db: Database
     tenants: TenantStore
     auth: Authenticator
     usage: UsageRecorder
+    limits: TenantLimits = field(default_factory=TenantLimits)  # build() reads them from the settings
 
     _instances: ClassVar[dict[str, Runtime]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
@@ -58,8 +60,11 @@ class Runtime:
             settings=settings,
             db=db,
             tenants=tenants,
-            auth=Authenticator(tenants, ttl_s=settings.auth_cache_ttl_s),
+            auth=Authenticator(
+                tenants, ttl_s=settings.auth_cache_ttl_s, failures=AuthFailures.from_settings(settings)
+            ),
             usage=UsageRecorder(db, flush_interval_s=settings.usage_flush_s),
+            limits=TenantLimits.from_settings(settings, quota_lookup=_quota_lookup(tenants)),
         )
 
     @classmethod
@@ -73,6 +78,18 @@ class Runtime:
                 configure_metrics(settings)
                 cls._instances[key] = cls.build(settings)
             return cls._instances[key]
+
+
+def _quota_lookup(tenants: TenantStore) -> Callable[[str], int]:
+    """A tenant's ``max_requests_per_minute`` from the registry (0: the platform default)."""
+
+    def lookup(tenant_id: str) -> int:
+        try:
+            return tenants.get_tenant(tenant_id).max_requests_per_minute
+        except errors.NotFound:
+            return 0
+
+    return lookup
 
 
 def configure_metrics(settings: LoragSettings) -> None:
@@ -95,6 +112,7 @@ class Call:
     trace_id: str
     deadline: float  # time.monotonic() value
     grpc_context: Any = field(repr=False)
+    slot: Slot | None = field(default=None, repr=False)  # place in the tenant's concurrency limit
 
     @property
     def tenant_id(self) -> str:
@@ -111,12 +129,15 @@ class Call:
         return None
 
 
-def rpc(role: Role | None = Role.USER) -> Callable:
+def rpc(role: Role | None = Role.USER, *, concurrent: bool = True) -> Callable:
     """Decorate a servicer method ``async def Method(self, request, call: Call)``.
 
     ``role`` is the least role allowed to call it (``None``: no authentication, e.g. health).
-    Async generator methods become server-streaming handlers; for client-streaming RPCs the
-    request argument is the async iterator of incoming messages.
+    Every authenticated call counts against its tenant's request rate (lorag.common.ratelimit);
+    while it runs it also holds one of the tenant's concurrent places unless ``concurrent`` is
+    False (long-lived watch streams, idle most of the time). Async generator methods become
+    server-streaming handlers; for client-streaming RPCs the request argument is the async
+    iterator of incoming messages.
     """
 
     def decorate(fn: Callable) -> Callable:
@@ -130,7 +151,7 @@ def rpc(role: Role | None = Role.USER) -> Callable:
                 span, ctx = self._lorag_span(name, grpc_context)
                 try:
                     with telemetry.activate(ctx):
-                        call = await self._lorag_begin(name, request, grpc_context, role, span)
+                        call = await self._lorag_begin(name, request, grpc_context, role, span, concurrent)
                         agen = fn(self, request, call)
                     while True:
                         remaining = call.remaining()
@@ -154,7 +175,8 @@ def rpc(role: Role | None = Role.USER) -> Callable:
                     self._lorag_record(name, code, started, call, span)
                     if grpc_context is None:  # called through a handle, not over gRPC
                         raise
-                    await _abort(grpc_context, code, details)
+                    trailing = retry_metadata(exc, remaining_s=_left(call, grpc_context))
+                    await _abort(grpc_context, code, details, trailing)
                     raise _Aborted(details) from None
                 else:
                     self._lorag_record(name, grpc.StatusCode.OK, started, call, span)
@@ -168,7 +190,7 @@ def rpc(role: Role | None = Role.USER) -> Callable:
             span, ctx = self._lorag_span(name, grpc_context)
             try:
                 with telemetry.activate(ctx):
-                    call = await self._lorag_begin(name, request, grpc_context, role, span)
+                    call = await self._lorag_begin(name, request, grpc_context, role, span, concurrent)
                     remaining = call.remaining()
                     if remaining <= 0:
                         raise errors.DeadlineExceeded("deadline exceeded")
@@ -185,7 +207,8 @@ def rpc(role: Role | None = Role.USER) -> Callable:
                 self._lorag_record(name, code, started, call, span)
                 if grpc_context is None:  # called through a handle, not over gRPC
                     raise
-                await _abort(grpc_context, code, details)
+                trailing = retry_metadata(exc, remaining_s=_left(call, grpc_context))
+                await _abort(grpc_context, code, details, trailing)
                 return self._lorag_output_type(name)()
             self._lorag_record(name, grpc.StatusCode.OK, started, call, span)
             return response
@@ -193,6 +216,14 @@ def rpc(role: Role | None = Role.USER) -> Callable:
         return _finish(unary_wrapper, role)
 
     return decorate
+
+
+def _left(call: Call | None, grpc_context: Any) -> float | None:
+    """Seconds the call has left: its own deadline, else the client's (None when unknown)."""
+    if call is not None:
+        return call.remaining()
+    time_remaining = getattr(grpc_context, "time_remaining", None)
+    return time_remaining() if callable(time_remaining) else None
 
 
 def _cancel_code(call: Call | None) -> grpc.StatusCode:
@@ -214,8 +245,12 @@ class _Aborted(Exception):
     """Raised after the status was set on a context that has no ``abort`` (Ray Serve's)."""
 
 
-async def _abort(grpc_context: Any, code: grpc.StatusCode, details: str) -> None:
+async def _abort(
+    grpc_context: Any, code: grpc.StatusCode, details: str, trailing: tuple[tuple[str, str], ...] = ()
+) -> None:
     """Give the client ``code``: ``abort`` on grpc.aio contexts, set code/details elsewhere."""
+    if trailing:
+        grpc_context.set_trailing_metadata(list(trailing))  # Ray Serve's context needs a list
     abort = getattr(grpc_context, "abort", None)
     if abort is not None and inspect.iscoroutinefunction(abort):
         await abort(code, details)  # raises grpc.aio.AbortError
@@ -311,7 +346,13 @@ class ServicerBase:
         )
 
     async def _lorag_begin(
-        self, name: str, request: Any, grpc_context: Any, role: Role | None, span: Any
+        self,
+        name: str,
+        request: Any,
+        grpc_context: Any,
+        role: Role | None,
+        span: Any,
+        concurrent: bool = True,
     ) -> Call:
         settings = self.runtime.settings
         metadata = list(grpc_context.invocation_metadata() or ()) if grpc_context else []
@@ -333,9 +374,11 @@ class ServicerBase:
             grpc_context=grpc_context,
         )
         if role is not None:
-            call.principal = await self.runtime.auth.authenticate(metadata)
+            peer = peer_address(grpc_context.peer()) if hasattr(grpc_context, "peer") else ""
+            call.principal = await self.runtime.auth.authenticate(metadata, peer=peer, service=service)
             log_context.set({**(log_context.get() or {}), "tenant": call.principal.tenant_id})
             span.set_attribute("lorag.tenant", call.principal.tenant_id)
+            await self.runtime.limits.admit(call.principal.tenant_id, service=service)
             require_role(call.principal, role)
         size = request.ByteSize() if hasattr(request, "ByteSize") else 0
         if size > settings.max_message_bytes:
@@ -343,6 +386,8 @@ class ServicerBase:
                 f"request is {size} bytes; the limit is {settings.max_message_bytes} bytes "
                 "(LORAG_MAX_MESSAGE_BYTES)"
             )
+        if concurrent and call.principal is not None:  # last: nothing after it may fail
+            call.slot = self.runtime.limits.enter(call.principal.tenant_id, service=service)
         return call
 
     def _lorag_fail(
@@ -350,7 +395,10 @@ class ServicerBase:
     ) -> tuple[grpc.StatusCode, str]:
         trace_id = telemetry.span_trace_id(span) or (call.trace_id if call else "")
         expected = isinstance(exc, errors.LoragError)
-        if expected:
+        if isinstance(exc, errors.ResourceExhausted) and exc.retry_after_s is not None:
+            # A limit that refuses thousands of calls a second must not flood the log (it is counted).
+            log.debug("rpc refused: %s", exc, extra={"fields": {"code": exc.code}})
+        elif expected:
             log.info("rpc failed: %s", exc, extra={"fields": {"code": exc.code}})
         else:
             log.error("unhandled error in %s", name, exc_info=exc)
@@ -360,6 +408,8 @@ class ServicerBase:
     def _lorag_record(
         self, name: str, code: grpc.StatusCode, started: float, call: Call | None, span: Any
     ) -> None:
+        if call is not None and call.slot is not None:
+            call.slot.release()
         service, method = self._lorag_labels(name)
         RPC_REQUESTS.labels(service, method, code.name).inc()
         RPC_LATENCY.labels(service, method).observe(time.perf_counter() - started)

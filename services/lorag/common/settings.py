@@ -107,6 +107,34 @@ class LoragSettings(RedactedRepr, BaseSettings):
     )
     metrics_max_adapters: int = Field(200, ge=0, description="Adapter versions with their own metric label.")
     usage_flush_s: float = Field(5.0, gt=0, description="How often usage counters are added to the registry.")
+    # Load and quotas (lorag.common.ratelimit): limits hold per process, i.e. per Ray Serve replica.
+    rate_limit_requests_per_s: float = Field(
+        0.0, ge=0, description="Requests per second per tenant (token bucket); 0: unlimited."
+    )
+    rate_limit_burst: int = Field(
+        0, ge=0, description="Requests a tenant may make at once above its rate; 0: one second's worth."
+    )
+    rate_limit_max_concurrent: int = Field(
+        0, ge=0, description="Requests in progress per tenant (watch streams excluded); 0: unlimited."
+    )
+    rate_limit_quota_ttl_s: float = Field(
+        10.0, gt=0, description="How long a tenant's max_requests_per_minute quota is used before re-reading."
+    )
+    rate_limit_idle_s: float = Field(
+        300.0, gt=0, description="A tenant's limiter state is forgotten after this long without requests."
+    )
+    rate_limit_max_tenants: int = Field(
+        10_000, ge=1, description="Tenants whose limiter state is kept at most (least recently used out)."
+    )
+    rate_limit_auth_failures: int = Field(
+        20, ge=0, description="Failed authentications per peer address and window before a lockout; 0: off."
+    )
+    rate_limit_auth_window_s: float = Field(
+        60.0, gt=0, description="Window of rate_limit_auth_failures; a locked-out peer waits until it ends."
+    )
+    rate_limit_auth_max_peers: int = Field(
+        10_000, ge=1, description="Peer addresses whose failures are counted at most (oldest window out)."
+    )
 
     @field_validator("data_dir")
     @classmethod

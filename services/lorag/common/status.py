@@ -1,12 +1,22 @@
-"""The one place where lorag errors become gRPC status codes."""
+"""The one place where lorag errors become gRPC status codes (and their trailing metadata)."""
 
 from __future__ import annotations
 
+import math
+
 import grpc
 
-from lorag.common.errors import LoragError
+from lorag.common.errors import LoragError, ResourceExhausted
 
 GENERIC_INTERNAL = "internal error"
+
+#: Trailing metadata key: milliseconds after which the same request may succeed (any client).
+RETRY_AFTER_KEY = "retry-after-ms"
+#: gRPC's retry pushback (gRFC A6): clients whose retry policy covers the code wait this long
+#: before their next attempt; a negative value tells them not to retry at all.
+PUSHBACK_KEY = "grpc-retry-pushback-ms"
+#: Longest wait the server asks gRPC's automatic retries to make; longer hints are the caller's.
+MAX_PUSHBACK_S = 10.0
 
 
 def grpc_status(exc: BaseException, *, trace_id: str = "") -> tuple[grpc.StatusCode, str]:
@@ -15,3 +25,22 @@ def grpc_status(exc: BaseException, *, trace_id: str = "") -> tuple[grpc.StatusC
         return grpc.StatusCode[exc.code], exc.message
     suffix = f" (trace id {trace_id})" if trace_id else ""
     return grpc.StatusCode.INTERNAL, GENERIC_INTERNAL + suffix
+
+
+def retry_metadata(exc: BaseException, *, remaining_s: float | None = None) -> tuple[tuple[str, str], ...]:
+    """Trailing metadata of a failed call: the retry hints of RESOURCE_EXHAUSTED.
+
+    A limit that clears with time (``retry_after_s``) sends ``retry-after-ms`` and, when a retry
+    fits in the call's ``remaining_s`` and :data:`MAX_PUSHBACK_S` (and the error allows automatic
+    retries), the same value as ``grpc-retry-pushback-ms``. Every other RESOURCE_EXHAUSTED (sizes,
+    stored quotas, a wait longer than the call has left, an authentication lockout) sends
+    ``grpc-retry-pushback-ms: -1``: repeating it at once cannot help.
+    """
+    if not isinstance(exc, ResourceExhausted):
+        return ()
+    hint = exc.retry_after_s
+    if hint is None:
+        return ((PUSHBACK_KEY, "-1"),)
+    ms = str(max(1, math.ceil(hint * 1000)))
+    fits = exc.auto_retry and hint <= MAX_PUSHBACK_S and (remaining_s is None or hint < remaining_s)
+    return ((RETRY_AFTER_KEY, ms), (PUSHBACK_KEY, ms if fits else "-1"))
