@@ -360,6 +360,9 @@ class MilvusStore:
         except Exception as exc:  # noqa: BLE001 - the vector store failed; no details to clients
             log.error("Milvus %s failed", what, exc_info=exc)
             RETRIEVAL_STORE_FAILURES.labels(what.split(" ", 1)[0]).inc()
+            # A restarted Milvus (or one that lost its query nodes) holds the collections released:
+            # load them again on the next call instead of failing until this process restarts.
+            self._loaded.clear()
             raise errors.Unavailable(f"the vector store failed during {what}") from exc
 
     # collections
