@@ -144,8 +144,10 @@ class Harness:
             self.servicer.close()
         pid = self.milvus.pid
         self.milvus.stop()
-        assert pid is None or not os.path.exists(f"/proc/{pid}/cmdline") or (
-            b"milvus_lite" not in open(f"/proc/{pid}/cmdline", "rb").read()
+        assert (
+            pid is None
+            or not os.path.exists(f"/proc/{pid}/cmdline")
+            or (b"milvus_lite" not in open(f"/proc/{pid}/cmdline", "rb").read())
         )
 
     async def ingest(self, doc_ids: list[str]) -> tuple[list[pb.DocumentResult], grpc.aio.AioRpcError | None]:
