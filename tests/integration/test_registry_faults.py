@@ -3,7 +3,8 @@
 While it is down, calls that need the registry fail fast with UNAVAILABLE (never INTERNAL, never a
 hang) — retried ones after the SDK's bounded retries, the others at once. Once it is back, the
 same host (no lorag restart) serves again: the pool replaces the connections the restart cut
-(pre-ping), so the very first call after the restart succeeds, writes included. The long variant
+(pre-ping), so the very first call after the restart succeeds, writes included, also when the
+restart happened between two calls. The long variant
 repeats the outage (marker ``fault_long``).
 """
 
@@ -46,9 +47,10 @@ async def platform(postgres, tmp_path):
     operator_key = runtime.tenants.bootstrap()
     host = await start_inprocess(runtime, apps=(APPS_BY_NAME["adapters"],))
     operator = AsyncClient(host.target, operator_key, timeout=20)
-    admin_key = (
-        await operator.admin.CreateTenant(pb.CreateTenantRequest(tenant_id="pg-faults", create_admin_key=True))
-    ).admin_api_key
+    created = await operator.admin.CreateTenant(
+        pb.CreateTenantRequest(tenant_id="pg-faults", create_admin_key=True)
+    )
+    admin_key = created.admin_api_key
     admin = AsyncClient(host.target, admin_key, timeout=20)
     try:
         yield operator, admin
@@ -99,8 +101,15 @@ async def test_postgres_restart_fails_fast_and_recovers_without_restarting_lorag
     print("seconds to fail while Postgres is down:", {k: round(v, 3) for k, v in took.items()})
     # the non-retried call fails at once; the retried ones only after the SDK's backoff
     assert took["CreateApiKey"] < 1.0, took
+
+    # a restart between requests (no call saw it): every pooled connection is stale, and still
+    # the first call, a write the SDK does not retry, succeeds
+    for _, _, factory in calls(operator, admin):
+        await factory()
+    postgres.restart()
+    await asyncio.wait_for(admin.admin.CreateApiKey(pb.CreateApiKeyRequest(role=pb.ROLE_USER)), timeout=30)
     keys = await admin.admin.ListApiKeys(pb.ListApiKeysRequest())
-    assert len(keys.keys) == 3  # the admin key, one created before the outage and one after it
+    assert len(keys.keys) == 5  # the admin key, one per CreateApiKey above
     who = await admin.admin.WhoAmI(pb.WhoAmIRequest())
     assert who.tenant_id == "pg-faults"
 
@@ -112,4 +121,4 @@ async def test_repeated_postgres_restarts(postgres, platform):
     for _ in range(10):
         await outage_and_recovery(postgres, operator, admin)
     keys = await admin.admin.ListApiKeys(pb.ListApiKeysRequest())
-    assert len(keys.keys) == 21
+    assert len(keys.keys) == 21  # the admin key and two per round
