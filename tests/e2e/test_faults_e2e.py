@@ -27,8 +27,10 @@ from lorag.common.v1 import common_pb2
 from lorag.generation.v1 import generation_pb2 as pb
 from tests.support.models import smollm2_adapter
 
-PROMPT = "Write a long story about a lighthouse keeper and the sea."
+PROMPT = "The best thing about the weekend is"
 STREAM_TOKENS = 256  # long enough that the kill lands mid-stream
+#: Sampled (seeded) so that a long generation does not stop early at an end-of-text token.
+LONG = {"temperature": 1.0, "seed": 3}
 FAIL_WITHIN_S = 30.0  # a streaming caller learns of the dead replica within this (loose) bound
 RECOVER_WITHIN_S = 180.0  # Serve restarts the replica (model load on busy CPUs included)
 
@@ -71,16 +73,16 @@ def tenant(platform, tmp_path_factory):
 def stream_request(tokens: int = STREAM_TOKENS) -> pb.GenerateStreamRequest:
     return pb.GenerateStreamRequest(
         prompt=PROMPT,
-        sampling=pb.SamplingParams(temperature=0.0, max_new_tokens=tokens),
+        sampling=pb.SamplingParams(max_new_tokens=tokens, **LONG),
         adapter=common_pb2.AdapterRef(ref="bot"),
     )
 
 
-def generate(c: Client, tokens: int = 4) -> pb.GenerateResponse:
+def generate(c: Client, tokens: int = 4, **sampling) -> pb.GenerateResponse:
     return c.generation.Generate(
         pb.GenerateRequest(
             prompt=PROMPT,
-            sampling=pb.SamplingParams(temperature=0.0, max_new_tokens=tokens),
+            sampling=pb.SamplingParams(max_new_tokens=tokens, **(sampling or {"temperature": 0.0})),
             adapter=common_pb2.AdapterRef(ref="bot"),
         )
     )
@@ -153,7 +155,7 @@ def test_replica_killed_mid_stream_and_mid_call_then_adapters_load_again(platfor
     def call() -> None:
         started = time.monotonic()
         try:
-            outcome["response"] = generate(c, tokens=STREAM_TOKENS)
+            outcome["response"] = generate(c, tokens=STREAM_TOKENS, **LONG)
         except grpc.RpcError as exc:
             outcome["error"] = exc
         outcome["took"] = time.monotonic() - started
