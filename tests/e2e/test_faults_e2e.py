@@ -1,11 +1,14 @@
 """Faults in the Ray Serve tier: a generation replica is killed (SIGKILL, by the pid of a process
-of the platform this session started) while it streams, and while it answers a unary call.
+of the platform this session started) while it streams, and while it answers a unary call; a
+retrieval replica (which holds the embedded Milvus Lite) is killed during an ingest.
 
 The streaming caller gets a clear UNAVAILABLE within seconds (never a hang, never INTERNAL with a
 Ray traceback); a unary ``Generate`` (idempotent: the SDK retries it on UNAVAILABLE) succeeds
 after Serve restarted the replica. The new replica starts with no adapter and loads the tenant's
 adapter lazily on the first request that names it; the answer names the adapter version. The
-long variant kills the replica repeatedly (marker ``fault_long``).
+ingest ends UNAVAILABLE; after the restart what was reported indexed is there, and re-sending the
+same documents gives exactly the chunker's chunks per document. The long variant kills the
+generation replica repeatedly (marker ``fault_long``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,15 @@ from lorag.admin.v1 import admin_pb2
 from lorag.client import Client
 from lorag.common.v1 import common_pb2
 from lorag.generation.v1 import generation_pb2 as pb
+from lorag.retrieval.core import chunk_id
+from lorag.retrieval.v1 import retrieval_pb2 as rpb
+from tests.retrieval_helpers import (
+    FAULT_CHUNK_TOKENS,
+    FAULT_OVERLAP_TOKENS,
+    expected_chunk_counts,
+    fault_document,
+    load_tokenizer,
+)
 from tests.support.models import smollm2_adapter
 
 PROMPT = "The best thing about the weekend is"
@@ -35,20 +47,20 @@ FAIL_WITHIN_S = 30.0  # a streaming caller learns of the dead replica within thi
 RECOVER_WITHIN_S = 180.0  # Serve restarts the replica (model load on busy CPUs included)
 
 
-def generation_replicas(platform) -> list[psutil.Process]:
-    """The generation replica processes among the descendants of the `lorag serve` we started."""
+def replicas_of(platform, app: str) -> list[psutil.Process]:
+    """The replica processes of ``app`` among the descendants of the `lorag serve` we started."""
     found = []
     for p in psutil.Process(platform.proc.pid).children(recursive=True):
         try:
-            if "ServeReplica:generation" in " ".join(p.cmdline()):
+            if f"ServeReplica:{app}:" in " ".join(p.cmdline()):
                 found.append(p)
         except psutil.NoSuchProcess:
             continue
     return found
 
 
-def kill_replica(platform) -> int:
-    replicas = generation_replicas(platform)
+def kill_replica(platform, app: str = "generation") -> int:
+    replicas = replicas_of(platform, app)
     assert len(replicas) == 1, [p.pid for p in replicas]
     pid = replicas[0].pid
     os.kill(pid, signal.SIGKILL)
@@ -166,7 +178,12 @@ def test_replica_killed_mid_stream_and_mid_call_then_adapters_load_again(platfor
     kill_replica(platform)
     worker.join(RECOVER_WITHIN_S + 30)
     assert not worker.is_alive(), "the unary call hung after its replica died"
-    print("unary call after a kill:", {k: v for k, v in outcome.items() if k != "response"})
+    if "error" in outcome:
+        attempts = dict(outcome["error"].trailing_metadata() or ()).get("grpc-previous-rpc-attempts", "0")
+        code, took = outcome["error"].code(), outcome["took"]
+        print(f"unary call after a kill: {code} after {took:.2f}s, {attempts} retries")
+    else:
+        print(f"unary call after a kill: answered after {outcome['took']:.2f}s")
     if "error" in outcome:  # the retries ran out before Serve restarted it: still a clear status
         error = outcome["error"]
         assert error.code() == grpc.StatusCode.UNAVAILABLE, (error.code(), error.details())
@@ -189,3 +206,83 @@ def test_repeated_replica_kills(platform, tenant):
         wait_for_new_replica(platform, c, replica)
         r = generate(c)
         assert (r.summary.adapter_version_id, r.text) == (version.version_id, expected)
+
+
+# -- retrieval: the replica holding the embedded Milvus Lite is killed during an ingest ------------
+RET_TENANT = "e2e-ret-faults"
+RET_DOCS = {f"doc-{i:03d}": fault_document(i) for i in range(100)}  # the most one request takes
+
+
+def ingest(c: Client, doc_ids: list[str], on_result=None):
+    request = rpb.UpsertRequest(
+        documents=[rpb.DocumentInput(doc_id=d, text=RET_DOCS[d]) for d in doc_ids],
+        chunking=rpb.ChunkingOptions(chunk_tokens=FAULT_CHUNK_TOKENS, overlap_tokens=FAULT_OVERLAP_TOKENS),
+    )
+    results = []
+    try:
+        for message in c.retrieval.Upsert(request, timeout=RECOVER_WITHIN_S):
+            results.append(message.result)
+            if on_result is not None:
+                on_result(len(results))
+    except grpc.RpcError as exc:
+        return results, exc
+    return results, None
+
+
+def chunk_counts(c: Client) -> dict[str, int]:
+    out = {}
+    for doc_id in RET_DOCS:
+        try:
+            out[doc_id] = c.retrieval.GetDocument(rpb.GetDocumentRequest(doc_id=doc_id)).document.chunk_count
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.NOT_FOUND, (exc.code(), exc.details())
+            out[doc_id] = 0
+    return out
+
+
+@pytest.mark.timeout(900)
+def test_retrieval_replica_killed_during_an_ingest_then_reingest_is_exact(platform):
+    expected = expected_chunk_counts(load_tokenizer(), RET_DOCS)
+    with Client(platform.target, platform.operator_key, timeout=60) as op:
+        key = op.admin.CreateTenant(
+            admin_pb2.CreateTenantRequest(tenant_id=RET_TENANT, create_admin_key=True)
+        ).admin_api_key
+    with Client(platform.target, key, timeout=RECOVER_WITHIN_S) as c:
+        c.retrieval.Stats(rpb.StatsRequest())  # the replica has opened Milvus Lite
+        killed = []
+
+        def kill_after_first(n: int) -> None:
+            if n == 1:
+                killed.append(kill_replica(platform, "retrieval"))
+
+        results, error = ingest(c, list(RET_DOCS), on_result=kill_after_first)
+        assert killed, "the ingest produced no result"
+        assert error is not None, (
+            f"the ingest ended OK after {len(results)} results although its replica died"
+        )
+        print(f"ingest after the kill: {len(results)} results, then {error.code()} {error.details()!r}")
+        assert error.code() == grpc.StatusCode.UNAVAILABLE, (error.code(), error.details())
+        indexed = [r.doc_id for r in results if r.status == rpb.DOCUMENT_STATUS_INDEXED]
+        assert indexed and len(indexed) < len(RET_DOCS)
+
+        deadline = time.monotonic() + RECOVER_WITHIN_S
+        while True:  # Serve restarts the replica; it reopens the same Milvus Lite data
+            try:
+                c.retrieval.Stats(rpb.StatsRequest())
+                break
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAVAILABLE, (exc.code(), exc.details())
+                assert time.monotonic() < deadline, "retrieval did not come back"
+                time.sleep(1)
+        counts = chunk_counts(c)
+        for doc_id in indexed:  # reported indexed before the kill: durable, complete
+            assert counts[doc_id] == expected[doc_id], doc_id
+
+        results, error = ingest(c, list(RET_DOCS))
+        assert error is None, (error.code(), error.details())
+        assert [r.status for r in results] == [rpb.DOCUMENT_STATUS_INDEXED] * len(RET_DOCS)
+        for r in results:
+            assert list(r.chunk_ids) == [chunk_id(RET_TENANT, r.doc_id, i) for i in range(expected[r.doc_id])]
+        assert chunk_counts(c) == expected  # none lost, none twice
+        stats = c.retrieval.Stats(rpb.StatsRequest())
+        assert (stats.document_count, stats.chunk_count) == (len(RET_DOCS), sum(expected.values()))

@@ -21,49 +21,28 @@ from prometheus_client import REGISTRY
 
 from lorag.client import AsyncClient
 from lorag.common import metrics
-from lorag.retrieval import parsing
-from lorag.retrieval.chunking import chunk_text, tokenizer_token_starts
 from lorag.retrieval.core import chunk_id
 from lorag.retrieval.lite_server import LiteServer
 from lorag.retrieval.servicer import RetrievalServicer
 from lorag.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 from lorag.retrieval.v1 import retrieval_pb2 as pb
+from tests.retrieval_helpers import (
+    FAULT_CHUNK_TOKENS,
+    FAULT_OVERLAP_TOKENS,
+    expected_chunk_counts,
+    fault_document,
+)
 
 from .conftest import backend_settings
 
 TENANT = "ret-alpha"
-CHUNKING = pb.ChunkingOptions(chunk_tokens=16, overlap_tokens=4)
+CHUNKING = pb.ChunkingOptions(chunk_tokens=FAULT_CHUNK_TOKENS, overlap_tokens=FAULT_OVERLAP_TOKENS)
 MARKER = "zanzibarite"  # the word in the document whose embedding triggers the kill
-TOPICS = ["rivers", "volcanoes", "glaciers", "deserts", "forests", "coral reefs", "tundra", "caves"]
-
-
-def document_text(i: int) -> str:
-    topic = TOPICS[i % len(TOPICS)]
-    body = " ".join(
-        f"Sentence {k} of document {i} describes how {topic} change over seasons and centuries."
-        for k in range(3 + i % 4)
-    )
-    return f"{body} {MARKER}." if i == 30 else body
-
-
-DOCS = {f"doc-{i:02d}": document_text(i) for i in range(40)}
+DOCS = {f"doc-{i:02d}": fault_document(i, MARKER if i == 30 else "") for i in range(40)}
 
 
 def expected_chunks(embedder, model: str) -> dict[str, int]:
-    """What the chunker makes of each document with CHUNKING (the count a correct store holds)."""
-    starts = tokenizer_token_starts(embedder.tokenizer(model))
-    out = {}
-    for doc_id, text in DOCS.items():
-        parsed = parsing.parse(text, parsing.normalize_mime("", field="mime_type"))
-        pieces = chunk_text(
-            parsed.text,
-            chunk_tokens=CHUNKING.chunk_tokens,
-            overlap_tokens=CHUNKING.overlap_tokens,
-            token_starts=starts,
-            markdown=parsed.markdown,
-        )
-        out[doc_id] = len(pieces)
-    return out
+    return expected_chunk_counts(embedder.tokenizer(model), DOCS)
 
 
 class KillingEmbedder:
