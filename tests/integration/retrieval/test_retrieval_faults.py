@@ -1,5 +1,6 @@
 """Faults under retrieval: the `milvus-lite server` process is killed (by the pid this test started)
-during an ingest, then restarted on the same data.
+during an ingest, then restarted on the same data; and a managed server (``lite_mode=server``)
+that dies is started again by the retrieval process that uses it.
 
 The ingest must end with UNAVAILABLE (not INTERNAL, not a hang); what was reported indexed before
 the kill survives; after the restart the same servicer works again without being rebuilt, and
@@ -14,6 +15,7 @@ import os
 import random
 import signal
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -254,3 +256,44 @@ async def test_repeated_milvus_kills_at_random_moments_never_lose_or_duplicate(h
         assert all(r.status == pb.DOCUMENT_STATUS_INDEXED for r in results), round_no
         assert await h.chunk_counts() == expected, round_no
         assert await h.stats() == (len(DOCS), sum(expected.values())), round_no
+
+
+async def test_a_managed_milvus_server_that_dies_is_started_again_by_its_user(runtime, tmp_path):
+    """LORAG_RETRIEVAL_LITE_MODE=server: nobody restarts the server by hand; the first call that
+    meets the dead server fails UNAVAILABLE and starts it again (same port, same data)."""
+    from lorag.common.errors import Unavailable
+    from lorag.retrieval.settings import RetrievalSettings
+    from tests.retrieval_helpers import unit
+
+    settings = RetrievalSettings(
+        data_dir=tmp_path, lite_mode="server", model_dimensions={"vec-8": 8}, default_embedding_model="vec-8"
+    )
+    servicer = RetrievalServicer(runtime, settings=settings, embedder=None)
+    try:
+        vector = unit([1.0] * 8)
+        doc = pb.DocumentInput(
+            doc_id="kept", chunks=pb.ChunkList(chunks=[pb.Chunk(text="survives the server", dense=vector)])
+        )
+        await servicer.upsert_internal(TENANT, pb.UpsertRequest(documents=[doc]))
+        first = servicer._lite._state()["pid"]
+        os.kill(first, signal.SIGKILL)  # the server this test's servicer started
+
+        t0 = time.monotonic()
+        with pytest.raises(Unavailable):
+            await servicer.stats_internal(TENANT, pb.StatsRequest())
+        assert time.monotonic() - t0 < 30
+        second = servicer._lite._state()["pid"]
+        assert second != first and Path(f"/proc/{second}/cmdline").read_bytes().find(b"milvus_lite") >= 0
+
+        stats = await servicer.stats_internal(TENANT, pb.StatsRequest())
+        assert (stats.document_count, stats.chunk_count) == (1, 1)
+        hits = await servicer.search_internal(TENANT, pb.SearchRequest(query_vector=vector, top_k=1))
+        assert [h.text for h in hits.hits] == ["survives the server"]
+    finally:
+        pid = servicer._lite._state()["pid"] if servicer._lite else None
+        servicer.close()  # the last user stops the (new) server
+        assert (
+            pid is None
+            or not Path(f"/proc/{pid}/cmdline").exists()
+            or (b"milvus_lite" not in Path(f"/proc/{pid}/cmdline").read_bytes())
+        )
