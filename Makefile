@@ -21,7 +21,7 @@ export npm_config_cache ?= $(HOME)/.cache/npm
 
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: help install proto lint test test-fast test-integration test-e2e run bench clean chart chart-sync chart-tools
+.PHONY: help install proto lint test test-fast test-integration test-e2e test-long run bench clean chart chart-sync chart-tools
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -71,6 +71,11 @@ test-integration: install ## integration tier only
 
 test-e2e: install ## e2e tier only (real Ray Serve)
 	$(PYTEST) tests/e2e
+
+# Long fault-injection loops (marker fault_long; `make test` deselects them, see pyproject.toml).
+test-long: install ## long fault loops: repeated Milvus/Postgres/replica kills (marker fault_long)
+	$(PYTEST) -m fault_long tests/integration
+	$(PYTEST) -m fault_long tests/e2e
 
 run: install ## start the whole platform on embedded defaults (gRPC on 127.0.0.1:9000)
 	$(BIN)/lorag serve

@@ -106,3 +106,38 @@ def minimal_pdf(lines: list[str], *, title: str = "") -> bytes:
         xref,
     )
     return bytes(out)
+
+
+#: Documents of the fault tests: several chunks each at FAULT_CHUNKING (16 tokens, 4 overlap).
+FAULT_CHUNK_TOKENS, FAULT_OVERLAP_TOKENS = 16, 4
+_FAULT_TOPICS = ["rivers", "volcanoes", "glaciers", "deserts", "forests", "coral reefs", "tundra", "caves"]
+
+
+def fault_document(i: int, marker: str = "") -> str:
+    topic = _FAULT_TOPICS[i % len(_FAULT_TOPICS)]
+    body = " ".join(
+        f"Sentence {k} of document {i} describes how {topic} change over seasons and centuries."
+        for k in range(3 + i % 4)
+    )
+    return f"{body} {marker}." if marker else body
+
+
+def expected_chunk_counts(tokenizer, docs: dict[str, str]) -> dict[str, int]:
+    """What the chunker makes of each plain-text document at the fault chunking (what a correct
+    store holds per document after an ingest)."""
+    from lorag.retrieval import parsing
+    from lorag.retrieval.chunking import chunk_text, tokenizer_token_starts
+
+    starts = tokenizer_token_starts(tokenizer)
+    out = {}
+    for doc_id, text in docs.items():
+        parsed = parsing.parse(text, parsing.normalize_mime("", field="mime_type"))
+        pieces = chunk_text(
+            parsed.text,
+            chunk_tokens=FAULT_CHUNK_TOKENS,
+            overlap_tokens=FAULT_OVERLAP_TOKENS,
+            token_starts=starts,
+            markdown=parsed.markdown,
+        )
+        out[doc_id] = len(pieces)
+    return out

@@ -3,7 +3,9 @@
 Installs the Debian package when no server binaries exist (``apt-get update`` once, then
 ``apt-get install postgresql``), runs ``initdb`` into a fresh temporary directory and starts
 ``postgres`` on a free loopback port with durability off (fast). Postgres refuses to run as root, so
-as root it runs as the ``postgres`` system user. :meth:`PostgresServer.stop` ends it by pid.
+as root it runs as the ``postgres`` system user. :meth:`PostgresServer.stop` ends it by pid and
+removes its files; :meth:`PostgresServer.restart` stops and starts the same server (same data, same
+port), as an outage of the database under a running platform.
 """
 
 from __future__ import annotations
@@ -69,12 +71,18 @@ class PostgresServer:
     base: Path
     port: int
     database: str
+    bindir: Path | None = None
+    user: str | None = None
 
     @property
     def url(self) -> str:
         return f"postgresql+psycopg://lorag@127.0.0.1:{self.port}/{self.database}"
 
-    def stop(self) -> None:
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop_server(self) -> None:
+        """End the server process (fast shutdown, by pid); its data stays for :meth:`start_server`."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)  # fast shutdown
             try:
@@ -82,12 +90,69 @@ class PostgresServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def start_server(self) -> None:
+        """Start the server again on its data directory and port; returns once it accepts connections."""
+        if self.proc.poll() is None:
+            return
+        assert self.bindir is not None
+        self.proc = _spawn(self.bindir, self.base, self.port, self.user)
+        _wait_ready(self, "postgres")
+
+    def restart(self) -> None:
+        self.stop_server()
+        self.start_server()
+
+    def stop(self) -> None:
+        self.stop_server()
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def start_postgres(database: str = "lorag_test") -> PostgresServer:
+def _spawn(bindir: Path, base: Path, port: int, user: str | None) -> subprocess.Popen:
+    run_as = {"user": user, "group": user} if user else {}
+    log = open(base / "postgres.log", "ab")  # noqa: SIM115 - owned by the server's lifetime
+    proc = subprocess.Popen(
+        [
+            str(bindir / "postgres"),
+            "-D", str(base / "data"),
+            "-h", "127.0.0.1",
+            "-p", str(port),
+            "-k", str(base),
+            "-c", "fsync=off",
+            "-c", "synchronous_commit=off",
+            "-c", "full_page_writes=off",
+            "-c", "max_connections=100",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        **run_as,
+    )  # fmt: skip
+    log.close()
+    return proc
+
+
+def _wait_ready(server: PostgresServer, database: str, *, create: str = "") -> None:
+    """Wait until ``database`` accepts connections (creating ``create`` once it does)."""
     import psycopg
 
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            with psycopg.connect(
+                f"postgresql://lorag@127.0.0.1:{server.port}/{database}", autocommit=True, connect_timeout=5
+            ) as conn:
+                if create:
+                    conn.execute(f'CREATE DATABASE "{create}"')
+            return
+        except psycopg.OperationalError:
+            if server.proc.poll() is not None or time.monotonic() > deadline:
+                output = (server.base / "postgres.log").read_text(errors="replace")[-2000:]
+                server.stop()
+                raise RuntimeError(f"postgres did not start:\n{output}") from None
+            time.sleep(0.1)
+
+
+def start_postgres(database: str = "lorag_test") -> PostgresServer:
     bindir = ensure_installed()
     user = _server_user()
     base = Path(tempfile.mkdtemp(prefix="lorag-pg-"))
@@ -102,34 +167,6 @@ def start_postgres(database: str = "lorag_test") -> PostgresServer:
         **run_as,
     )
     port = _free_port()
-    log = open(base / "postgres.log", "wb")  # noqa: SIM115 - owned by the server's lifetime
-    proc = subprocess.Popen(
-        [
-            str(bindir / "postgres"),
-            "-D", str(data),
-            "-h", "127.0.0.1",
-            "-p", str(port),
-            "-k", str(base),
-            "-c", "fsync=off",
-            "-c", "synchronous_commit=off",
-            "-c", "full_page_writes=off",
-            "-c", "max_connections=100",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        **run_as,
-    )  # fmt: skip
-    log.close()
-    server = PostgresServer(proc, base, port, database)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        try:
-            with psycopg.connect(f"postgresql://lorag@127.0.0.1:{port}/postgres", autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{database}"')
-            return server
-        except psycopg.OperationalError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                output = (base / "postgres.log").read_text(errors="replace")[-2000:]
-                server.stop()
-                raise RuntimeError(f"postgres did not start:\n{output}") from None
-            time.sleep(0.1)
+    server = PostgresServer(_spawn(bindir, base, port, user), base, port, database, bindir, user)
+    _wait_ready(server, "postgres", create=database)
+    return server

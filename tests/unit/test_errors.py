@@ -39,3 +39,21 @@ def test_unknown_errors_are_generic_internal_with_trace_id():
     assert code == grpc.StatusCode.INTERNAL
     assert "hunter2" not in details and "/srv" not in details
     assert "abc123" in details
+
+
+def test_an_unreachable_registry_database_is_unavailable_without_details():
+    from sqlalchemy import exc as sa_exc
+
+    refused = sa_exc.OperationalError(
+        "SELECT 1", {}, ConnectionRefusedError("connection to server at 10.0.0.5 port 5432 refused")
+    )
+    code, details = grpc_status(refused, trace_id="abc123")
+    assert code == grpc.StatusCode.UNAVAILABLE
+    assert details == "the registry database is unavailable; try again" and "10.0.0.5" not in details
+    lost = sa_exc.DBAPIError(
+        "SELECT 1", {}, OSError("server closed the connection"), connection_invalidated=True
+    )
+    assert grpc_status(lost)[0] == grpc.StatusCode.UNAVAILABLE
+    # a query that is simply wrong stays a bug: INTERNAL
+    broken = sa_exc.ProgrammingError("SELEC 1", {}, ValueError("syntax error"))
+    assert grpc_status(broken)[0] == grpc.StatusCode.INTERNAL

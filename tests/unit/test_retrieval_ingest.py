@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from lorag.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from lorag.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from lorag.retrieval.core import CollectionInfo, RetrievalCore, WriteOutcome, chunk_id
 from lorag.retrieval.ingest import ChunkingSpec, ChunkSpec, DocumentSpec, IngestPipeline
 from lorag.retrieval.settings import RetrievalSettings
@@ -18,9 +18,10 @@ DIM = 8
 class MemoryStore:
     """Just enough of MilvusStore for the pipeline: records writes, can fail on a doc id."""
 
-    def __init__(self, fail_doc: str | None = None):
+    def __init__(self, fail_doc: str | None = None, down_after: int | None = None):
         self.docs: dict[tuple[str, str], list] = {}
         self.fail_doc = fail_doc
+        self.down_after = down_after  # documents written before the store goes down
         self.writes = 0
 
     def find_collection(self, model):
@@ -35,6 +36,9 @@ class MemoryStore:
     def write_documents(self, tenant_id, info, docs):
         out = []
         for d in docs:
+            if self.down_after is not None and self.writes >= self.down_after:
+                out.append(Unavailable("the vector store failed during upsert"))
+                continue
             if d.doc_id == self.fail_doc:
                 out.append(ConnectionError("milvus went away"))
                 continue
@@ -206,6 +210,24 @@ async def test_a_failing_document_does_not_stop_or_spoil_the_others():
     assert np.allclose(golf[0].vector, vec(3), atol=1e-6)
     embedded = [t for batch in embedder.calls for t in batch]
     assert "and embeds the rest" in embedded and "Golf has a vector" not in embedded
+
+
+async def test_a_store_that_goes_down_ends_the_ingest_unavailable():
+    """Documents written before the outage are reported; the rest are not reported as FAILED one
+    by one: the request ends UNAVAILABLE saying how far it got (re-sending it is safe)."""
+    store = MemoryStore(down_after=32)  # the first write group (32 documents) is stored
+    pipeline, _ = make(store=store)
+    docs = [doc(f"d{i}", 1) for i in range(70)]
+    out = []
+    with pytest.raises(Unavailable, match="32 of 70 documents were indexed before it failed"):
+        async for item in pipeline.run("acme", docs):
+            out.append(item)
+    assert [o.doc_id for o, _ in out] == [f"d{i}" for i in range(32)] and all(o.ok for o, _ in out)
+    assert len(store.docs) == 32
+    store.down_after = None  # back: the same request indexes everything, nothing twice
+    again = await collect(pipeline, docs)
+    assert all(o.ok for o, _ in again) and len(store.docs) == 70
+    assert [o.replaced_chunk_count for o, _ in again] == [1] * 32 + [0] * 38
 
 
 async def test_raw_text_is_chunked_with_spans_and_document_metadata():

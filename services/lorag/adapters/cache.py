@@ -271,6 +271,16 @@ class AdapterCache:
         except Exception as exc:
             reason = exc.code.lower() if isinstance(exc, LoragError) else type(exc).__name__
             metrics.ADAPTER_CACHE_LOAD_FAILURES.labels(self.service, reason).inc()
+            # not remembered: the next request tries again (e.g. after the blob was repaired)
+            log.warning(
+                "%s could not load adapter version %s of tenant %s (%s): %s",
+                self.service,
+                version_id,
+                tenant_id,
+                reason,
+                exc,
+                exc_info=not isinstance(exc, LoragError),
+            )
             raise
         metrics.ADAPTER_CACHE_LOAD_LATENCY.labels(self.service).observe(time.perf_counter() - started)
         return entry

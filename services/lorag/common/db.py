@@ -15,6 +15,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+CONNECT_TIMEOUT_S = 5
+POOL_TIMEOUT_S = 10
 
 
 class Base(DeclarativeBase):
@@ -42,7 +44,12 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # Outages: pre-ping replaces connections the server dropped (a restart) before a request
+    # uses them; a connect attempt gives up after CONNECT_TIMEOUT_S and a request waits at most
+    # POOL_TIMEOUT_S for a free connection, so a database that is down fails calls quickly
+    # (UNAVAILABLE, see lorag.common.status) instead of holding them.
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} if url.startswith("postgresql") else {}
+    return create_engine(url, pool_pre_ping=True, pool_timeout=POOL_TIMEOUT_S, connect_args=connect_args)
 
 
 _migrate_lock = threading.Lock()

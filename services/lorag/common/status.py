@@ -9,6 +9,23 @@ import grpc
 from lorag.common.errors import LoragError, ResourceExhausted
 
 GENERIC_INTERNAL = "internal error"
+REGISTRY_UNAVAILABLE = "the registry database is unavailable; try again"
+
+
+def _registry_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLAlchemy's way of saying the database cannot be reached right now.
+
+    A stopped, restarting or unreachable database raises ``OperationalError`` (connect refused,
+    connection lost, server shutting down) or ``InterfaceError``, or an error that invalidated
+    the connection; the pool reconnects on a later call (pre-ping), so the caller may retry.
+    """
+    try:
+        from sqlalchemy import exc as sa_exc
+    except ImportError:  # pragma: no cover - sqlalchemy ships with lorag
+        return False
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.DisconnectionError):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
 
 #: Trailing metadata key: milliseconds after which the same request may succeed (any client).
 RETRY_AFTER_KEY = "retry-after-ms"
@@ -23,6 +40,8 @@ def grpc_status(exc: BaseException, *, trace_id: str = "") -> tuple[grpc.StatusC
     """(code, details) for an exception. Unknown exceptions get a generic INTERNAL message."""
     if isinstance(exc, LoragError):
         return grpc.StatusCode[exc.code], exc.message
+    if _registry_unavailable(exc):
+        return grpc.StatusCode.UNAVAILABLE, REGISTRY_UNAVAILABLE
     suffix = f" (trace id {trace_id})" if trace_id else ""
     return grpc.StatusCode.INTERNAL, GENERIC_INTERNAL + suffix
 

@@ -19,7 +19,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -312,8 +312,12 @@ class MilvusStore:
         token: str = "",
         db_name: str = "",
         lite: bool | None = None,
+        on_unavailable: Callable[[], Any] | None = None,
     ) -> None:
         self.uri = uri
+        #: called (in the failing call's thread) after a Milvus call failed, e.g. to restart a
+        #: managed `milvus-lite server` that died; its errors are logged, never raised
+        self.on_unavailable = on_unavailable
         #: Milvus Lite (embedded or `milvus-lite server`), which needs explicit flushes; None: ask it
         self.lite = True if uri.endswith(".db") else lite
         self.settings = settings
@@ -360,6 +364,14 @@ class MilvusStore:
         except Exception as exc:  # noqa: BLE001 - the vector store failed; no details to clients
             log.error("Milvus %s failed", what, exc_info=exc)
             RETRIEVAL_STORE_FAILURES.labels(what.split(" ", 1)[0]).inc()
+            # A restarted Milvus (or one that lost its query nodes) holds the collections released:
+            # load them again on the next call instead of failing until this process restarts.
+            self._loaded.clear()
+            if self.on_unavailable is not None:
+                try:
+                    self.on_unavailable()
+                except Exception:  # noqa: BLE001 - recovery is best effort; the call fails anyway
+                    log.warning("recovering the vector store failed", exc_info=True)
             raise errors.Unavailable(f"the vector store failed during {what}") from exc
 
     # collections

@@ -6,6 +6,10 @@ result and the running totals after each. A document that fails while being proc
 that does not parse, embedding or storage failure) is reported FAILED and leaves its earlier
 chunks untouched; the other documents go on. Each document is written with one upsert, then its
 surplus chunks (from a longer earlier version) are removed, so re-ingesting is idempotent.
+
+When the vector store itself is down (every write of a group fails with UNAVAILABLE), the request
+ends with UNAVAILABLE instead: the documents reported INDEXED before are stored, the others were
+not written (they keep their earlier chunks), and sending the same request again is safe.
 """
 
 from __future__ import annotations
@@ -314,6 +318,12 @@ class IngestPipeline:
             # one embedding call for the group's texts, then one write per document
             await self._embed_group(plan, [g for g in group if isinstance(g, _Prepared)])
             outcomes = await self._write_group(tenant_id, info, group)
+            if outcomes is None:
+                raise errors.Unavailable(
+                    f"the vector store is unavailable; {done - failed} of {len(plan.docs)} documents were "
+                    "indexed before it failed and the others were not written: send the request again "
+                    "once it is back (ingest is idempotent)"
+                )
             if any(o.ok for o in outcomes):
                 await asyncio.to_thread(self.core.store.settle, info)
             for outcome in outcomes:
@@ -389,7 +399,8 @@ class IngestPipeline:
 
     async def _write_group(
         self, tenant_id: str, info, group: list[_Prepared | DocumentOutcome]
-    ) -> list[DocumentOutcome]:
+    ) -> list[DocumentOutcome] | None:
+        """One outcome per entry of ``group``; None when the store was unavailable for every write."""
         ready = [g for g in group if isinstance(g, _Prepared) and g.error is None]
         writes = [
             DocumentWrite(
@@ -407,6 +418,8 @@ class IngestPipeline:
                 done = await asyncio.to_thread(self.core.store.write_documents, tenant_id, info, writes)
             except Exception as exc:  # noqa: BLE001 - the shared lookup failed: every document fails
                 done = [exc] * len(writes)
+            if all(isinstance(r, errors.Unavailable) for r in done):
+                return None
             results = {id(g): r for g, r in zip(ready, done, strict=True)}
         outcomes = []
         for g in group:

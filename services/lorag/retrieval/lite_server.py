@@ -9,7 +9,8 @@ coordinates processes through a lock file beside the data: the first process sta
 and records its pid and port; the others find it there and register as users; when the last
 registered user releases it (explicitly, or at interpreter exit), the server is stopped (by its
 recorded pid, after checking that the pid still runs ``milvus_lite``). A server left behind by
-processes that were all killed is reused by the next one.
+processes that were all killed is reused by the next one; a server that died while in use is
+started again (same port, same data) by the first user whose call failed (:meth:`revive`).
 """
 
 from __future__ import annotations
@@ -192,6 +193,28 @@ class SharedLiteServer:
             self._uri = f"http://{HOST}:{state['port']}"
         atexit.register(self.release)  # a process that exits without closing still unregisters
         return self._uri
+
+    def revive(self) -> bool:
+        """Start the server again, on its port and data, if it died while this process used it.
+
+        Called after a failed Milvus call: a killed or crashed server would otherwise stay down
+        until every user process restarted. Returns whether a new server was started (by this
+        process; another user may have done it first).
+        """
+        if not self._uri:
+            return False
+        with self._locked():
+            state = self._state()
+            if state and _is_milvus_lite(state["pid"]) and port_open(state["port"]):
+                return False
+            if self._server is not None and self._server.proc is not None:
+                self._server.proc.poll()  # reap the dead child
+            port = int(self._uri.rsplit(":", 1)[1])
+            server = LiteServer(self.data_dir, port=port, log_path=self.state_dir / "server.log").start()
+            (self.state_dir / "server.json").write_text(json.dumps({"pid": server.pid, "port": server.port}))
+            self._server = server
+        log.warning("milvus-lite server of %s was down; started it again (pid %d)", self.data_dir, server.pid)
+        return True
 
     def release(self) -> None:
         """Unregister; the last user stops the server."""

@@ -211,13 +211,16 @@ class RetrievalServicer(ServicerBase):
         token = s.milvus_token.get_secret_value() if s.milvus_token else ""
         uri = s.milvus_uri
         lite = None
+        revive = None
         if not uri:
             if s.lite_mode == "server":
                 self._lite = SharedLiteServer(s.lite_path(), port=s.lite_server_port)
-                uri, lite = self._lite.acquire(), True
+                uri, lite, revive = self._lite.acquire(), True, self._lite.revive
             else:
                 uri = str(s.lite_path())
-        return MilvusStore(uri=uri, settings=s, token=token, db_name=s.milvus_db_name, lite=lite)
+        return MilvusStore(
+            uri=uri, settings=s, token=token, db_name=s.milvus_db_name, lite=lite, on_unavailable=revive
+        )
 
     async def core(self) -> RetrievalCore:
         if self._core is None:
