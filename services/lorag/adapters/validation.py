@@ -523,12 +523,12 @@ def _member_name(archive: str, raw: str, *, is_dir: bool) -> str | None:
 
 
 def _check_members(archive: str, members: list[_Member], *, archive_bytes: int, max_bytes: int) -> None:
+    _check_expansion(archive, sum(m.size for m in members), archive_bytes=archive_bytes, max_bytes=max_bytes)
     names = [m.name for m in members]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise _archive_error(archive, f"holds {', '.join(duplicates)} more than once")
     require_files(names)
-    _check_expansion(archive, sum(m.size for m in members), archive_bytes=archive_bytes, max_bytes=max_bytes)
 
 
 def _check_expansion(archive: str, total: int, *, archive_bytes: int, max_bytes: int) -> None:
@@ -606,12 +606,12 @@ def _extract_zip(
         _count_member(archive, len(infos))
         members: list[tuple[zipfile.ZipInfo, _Member]] = []
         for info in infos:
-            mode = info.external_attr >> 16
+            mode = info.external_attr >> 16  # Unix mode when the archiver recorded one
             if stat.S_ISLNK(mode):
                 raise _archive_error(
                     archive, f"member {info.filename!r} is a symbolic link; links are not accepted"
                 )
-            if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
                 raise _archive_error(archive, f"member {info.filename!r} is a device file or FIFO")
             if info.flag_bits & 0x1:
                 raise _archive_error(archive, f"member {info.filename!r} is encrypted")
@@ -643,22 +643,26 @@ def _extract_tar(
 ) -> dict[str, Path]:
     # Headers (and their padding) add at most a few KiB per member to what a tar stream holds.
     limit = min(max_bytes, MAX_ARCHIVE_RATIO * archive_bytes) + (MAX_ARCHIVE_MEMBERS + 4) * 8192
-    members: list[_Member] = []
+    infos: list[tarfile.TarInfo] = []
     total = 0
     with _open_tar(path, archive, limit) as tf:  # 1st pass: headers only, nothing written
         for count, info in enumerate(tf, start=1):
             _count_member(archive, count)
-            if info.issym() or info.islnk():
-                raise _archive_error(archive, f"member {info.name!r} is a link; links are not accepted")
-            if info.ischr() or info.isblk() or info.isfifo():
-                raise _archive_error(archive, f"member {info.name!r} is a device file or FIFO")
-            if not (info.isreg() or info.isdir()) or info.issparse():
-                raise _archive_error(archive, f"member {info.name!r} is not a regular file")
-            name = _member_name(archive, info.name, is_dir=info.isdir())
-            if name is not None:
-                members.append(_Member(name, info.size))
-                total += info.size
+            if info.isreg():
+                total += info.size  # checked before the stream reads the member's data
                 _check_expansion(archive, total, archive_bytes=archive_bytes, max_bytes=max_bytes)
+            infos.append(info)
+    members: list[_Member] = []
+    for info in infos:
+        if info.issym() or info.islnk():
+            raise _archive_error(archive, f"member {info.name!r} is a link; links are not accepted")
+        if info.ischr() or info.isblk() or info.isfifo():
+            raise _archive_error(archive, f"member {info.name!r} is a device file or FIFO")
+        if not (info.isreg() or info.isdir()) or info.issparse():
+            raise _archive_error(archive, f"member {info.name!r} is not a regular file")
+        name = _member_name(archive, info.name, is_dir=info.isdir())
+        if name is not None:
+            members.append(_Member(name, info.size))
     _check_members(archive, members, archive_bytes=archive_bytes, max_bytes=max_bytes)
     out: dict[str, Path] = {}
     with _open_tar(path, archive, limit) as tf:  # 2nd pass: the checked members only
