@@ -100,6 +100,13 @@ def _struct(value: dict) -> struct_pb2.Struct:
     return s
 
 
+def _nested(depth: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
 def _records(n: int = 12) -> bytes:
     lines = [
         json.dumps({"prompt": f"What is code {i}?", "completion": f"The code {i} is QX-{i:03d}."})
@@ -424,6 +431,13 @@ cases(
     C("metadata: NaN number", _upsert(_din(metadata=_struct({"score": NAN}))), INVALID, "metadata"),
     C("metadata: infinite number", _upsert(_din(metadata=_struct({"score": INF}))), INVALID, "metadata"),
     C("metadata over 16 KiB", _upsert(_din(metadata=_struct({"blob": "x" * 17000}))), INVALID, "16"),
+    C("metadata: nested 12 levels", _upsert(_din(metadata=_struct(_nested(12)))), INVALID, "metadata"),
+    C(
+        "metadata: list of objects too deep",
+        _upsert(_din(metadata=_struct({"a": [[[[[[[[[{"b": 1}]]]]]]]]]}))),
+        INVALID,
+        "metadata",
+    ),
     C(
         "chunk: empty text",
         _upsert(rpb.DocumentInput(doc_id="bi-new", chunks=rpb.ChunkList(chunks=[rpb.Chunk(text="")]))),
@@ -1539,9 +1553,7 @@ cases(
 )
 cases(
     AD + "Rollback",
-    lambda w: (
-        apb.ListAliasesRequest()
-    ),  # sent to a sibling RPC (GOOD_PATH): bi-bot has no alias history
+    lambda w: apb.ListAliasesRequest(),  # sent to a sibling RPC (GOOD_PATH): bi-bot has no alias history
     C("empty adapter", apb.RollbackRequest(alias="production"), INVALID, "adapter_name"),
     C(
         "no previous version",
@@ -1652,6 +1664,17 @@ cases(
     C("bad name", _ds(_records(), name="../x"), INVALID, "name"),
     C("description over 1000 characters", _ds(_records(), description="d" * 1001), INVALID, "description"),
     C("expected sha256 not hex", _ds(_records(), expected_sha256="nothex"), INVALID, "expected_sha256"),
+    Case(
+        "records with wrong JSON types (dry run)",
+        _ds(b'{"prompt": 5, "completion": ["x"]}\n' * 12, dry_run=True),
+        grpc.StatusCode.OK,
+        "",
+        check=lambda r: (
+            None
+            if r.dataset.state == tpb.DATASET_STATE_INVALID and "prompt" in str(r)
+            else f"want an INVALID report naming prompt, got {r}"
+        ),
+    ),
     # a dataset that fails validation is stored INVALID with its report (documented); dry_run stores nothing
     Case(
         "invalid UTF-8 data (dry run)",
