@@ -1703,8 +1703,8 @@ cases(
     C(
         "negative version",
         tpb.GetDatasetRequest(ref=tpb.DatasetRef(name="bi-data", version=-1)),
-        NOT_FOUND,
-        "-1",
+        INVALID,
+        "ref.version",
     ),
     C(
         "version int32 max",
