@@ -210,9 +210,21 @@ def test_adapters_and_datasets_share_the_storage_quota(registry):
     with registry.db.session.begin() as s:
         s.add(
             DatasetRow(
-                dataset_id="ds_quota", tenant_id="acme", name="faq", version=1, kind="generation",
-                format="jsonl", sha256="0" * 64, size_bytes=900, record_count=1, state="READY",
-                report={}, description="", source="upload", blob_path="x", created_by="k",
+                dataset_id="ds_quota",
+                tenant_id="acme",
+                name="faq",
+                version=1,
+                kind="generation",
+                format="jsonl",
+                sha256="0" * 64,
+                size_bytes=900,
+                record_count=1,
+                state="READY",
+                report={},
+                description="",
+                source="upload",
+                blob_path="x",
+                created_by="k",
                 created_at=utcnow(),
             )  # fmt: skip
         )
@@ -220,3 +232,57 @@ def test_adapters_and_datasets_share_the_storage_quota(registry):
         check_storage_quota(s, "acme", 100)
         with pytest.raises(ResourceExhausted, match="900 bytes used"):
             check_storage_quota(s, "acme", 101)
+
+
+def _upload_bytes(reg, files: dict[str, bytes], name="bot"):
+    session = reg.begin_upload(
+        ADMIN,
+        UploadMetadata(adapter_name=name, kind="generation", total_size=sum(map(len, files.values()))),
+    )
+    try:
+        for fname, data in files.items():
+            session.write(fname, data)
+        return session.finish()
+    finally:
+        session.abort()
+
+
+def test_an_archive_upload_stores_the_extracted_files(registry, tmp_path):
+    import io
+    import tarfile
+
+    d = synthetic_llama_adapter(tmp_path / "a", seed=3)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for p in sorted(d.iterdir()):
+            tf.add(p, arcname=f"bot/{p.name}")
+    version, created = _upload_bytes(registry, {"bot.tar.gz": buf.getvalue()})
+    assert created and sorted(f["name"] for f in version.files) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    ]
+    same, created = upload(registry, ADMIN, d)  # the same files sent plainly: the same version
+    assert (same.version_id, created) == (version.version_id, False)
+    assert list(registry.staging_root.iterdir()) == []
+
+
+def test_refused_archives_and_starts_leave_nothing_staged(registry, tmp_path):
+    d = synthetic_llama_adapter(tmp_path / "a")
+    files = {p.name: p.read_bytes() for p in d.iterdir()}
+    with pytest.raises(InvalidArgument, match="only file of an upload"):
+        _upload_bytes(registry, {**files, "bot.zip": b"PK\x05\x06" + b"\0" * 18})
+    with pytest.raises(InvalidArgument, match="bot.tar: is not a readable tar archive"):
+        _upload_bytes(registry, {"bot.tar": b"not a tar" * 100})
+    # a start that is never continued (e.g. the client gave up) has nothing to clean up
+    registry.begin_upload(ADMIN, UploadMetadata(adapter_name="bot", kind="generation", total_size=10))
+    assert list(registry.staging_root.iterdir()) == []
+    with registry.db.session() as s:
+        assert s.scalar(sa.text("SELECT count(*) FROM adapter_versions")) == 0
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_metrics_are_refused(registry, value):
+    with pytest.raises(InvalidArgument, match="metrics: metric 'loss' is .*finite"):
+        registry.register_from_uri(
+            ADMIN, adapter_name="bot", kind="generation", uri="x", metrics={"loss": value}
+        )

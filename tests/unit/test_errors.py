@@ -57,3 +57,19 @@ def test_an_unreachable_registry_database_is_unavailable_without_details():
     # a query that is simply wrong stays a bug: INTERNAL
     broken = sa_exc.ProgrammingError("SELEC 1", {}, ValueError("syntax error"))
     assert grpc_status(broken)[0] == grpc.StatusCode.INTERNAL
+
+
+def test_undecodable_request_bytes_become_invalid_argument_naming_the_message_type():
+    from lorag.admin.v1 import admin_pb2
+    from lorag.common.rpc import MalformedRequest, parse_or_mark
+
+    parse = parse_or_mark(admin_pb2.GetTenantRequest.FromString)
+    good = admin_pb2.GetTenantRequest(tenant_id="acme")
+    assert parse(good.SerializeToString()) == good
+    for data, reason in ((b"\x0a\x02\xff\xfe", "bad UTF-8"), (b"\xff\xff\xff\xff\x0f", "corrupt")):
+        marked = parse(data)
+        assert isinstance(marked, MalformedRequest)
+        code, details = grpc_status(marked.error(), trace_id="t")
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert details.startswith("request: is not a valid lorag.admin.v1.GetTenantRequest message")
+        assert reason in details

@@ -17,6 +17,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
+import math
 import re
 import secrets
 import shutil
@@ -1179,7 +1180,7 @@ class UploadSession:
         self.target = target
         self.meta = meta
         self.trace_id = trace_id
-        self.dir = registry._staging_dir()
+        self.dir: Path | None = None  # made with the first chunk, so a cancelled start leaves nothing
         self.received = 0
         self._current: str | None = None
         self._fh: BinaryIO | None = None
@@ -1205,14 +1206,22 @@ class UploadSession:
         if not data:
             raise InvalidArgument("must not be empty", field="chunk.data")
         if file_name != self._current:
-            validation.check_file_name(file_name, field="chunk.file_name")
+            validation.check_file_name(file_name, field="chunk.file_name", archives=True)
             if file_name in self.files:
                 raise InvalidArgument(
                     f"chunks of {file_name!r} must be consecutive and the file sent once",
                     field="chunk.file_name",
                 )
+            if self.files and (
+                validation.is_archive(file_name) or any(map(validation.is_archive, self.files))
+            ):
+                raise InvalidArgument(
+                    "an archive must be the only file of an upload", field="chunk.file_name"
+                )
             self._close_file()
             self._current = file_name
+            if self.dir is None:
+                self.dir = self.registry._staging_dir()
             self.files[file_name] = self.dir / file_name
             self._fh = open(self.files[file_name], "wb")  # noqa: SIM115 - closed in _close_file
             self._hash = hashlib.sha256()
@@ -1246,12 +1255,13 @@ class UploadSession:
                     f"truncated upload: received {self.received} of {self.meta.total_size} bytes",
                     field="metadata.total_size",
                 )
+            files, hashes, sizes = self._unpacked()
             return self.registry._validate_and_publish(
                 self.principal,
                 self.target,
-                files=self.files,
-                hashes=self.hashes,
-                sizes=self.sizes,
+                files=files,
+                hashes=hashes,
+                sizes=sizes,
                 expected_sha256=self.meta.expected_sha256,
                 parent_version_id=self.meta.parent_version_id,
                 metrics={},
@@ -1264,6 +1274,25 @@ class UploadSession:
             )
         finally:
             self.abort()
+
+    def _unpacked(self) -> tuple[dict[str, Path], dict[str, str], dict[str, int]]:
+        """The adapter files with their hashes and sizes: as sent, or extracted from the archive."""
+        if len(self.files) != 1 or not validation.is_archive(next(iter(self.files))):
+            return self.files, self.hashes, self.sizes
+        ((name, path),) = self.files.items()
+        try:
+            files = validation.extract_archive(
+                path,
+                path.parent / "unpacked",
+                archive=name,
+                max_bytes=self.registry.settings.max_adapter_bytes,
+            )
+        except LoragError:
+            obs.ADAPTERS_VALIDATION_FAILURES.labels("archive").inc()
+            obs.ADAPTERS_UPLOADS.labels(obs.tenant_label(self.principal.tenant_id), "rejected").inc()
+            raise
+        hashes = {n: _file_sha256(p) for n, p in files.items()}
+        return files, hashes, {n: p.stat().st_size for n, p in files.items()}
 
     def abort(self) -> None:
         """Remove the staged files. Never blocks: when a write or finish is running in another
@@ -1279,7 +1308,8 @@ class UploadSession:
             if self._fh is not None:
                 self._fh.close()
                 self._fh = None
-            shutil.rmtree(self.dir, ignore_errors=True)
+            if self.dir is not None:
+                shutil.rmtree(self.dir, ignore_errors=True)
 
     def _close_file(self) -> None:
         if self._fh is not None:
@@ -1290,6 +1320,14 @@ class UploadSession:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def validation_reason(exc: LoragError) -> str:
@@ -1327,9 +1365,13 @@ def _check_sha(value: str, *, field: str) -> None:
 def _check_metrics(metrics: dict[str, float]) -> dict[str, float]:
     if len(metrics) > 64:
         raise InvalidArgument("at most 64 metrics", field="metrics")
-    for key in metrics:
+    for key, value in metrics.items():
         if not key or len(key) > 64:
             raise InvalidArgument(f"metric name {key!r} must be 1-64 characters", field="metrics")
+        if not math.isfinite(value):
+            raise InvalidArgument(
+                f"metric {key!r} is {value}; metrics must be finite numbers", field="metrics"
+            )
     return {k: float(v) for k, v in metrics.items()}
 
 

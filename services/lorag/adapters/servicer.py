@@ -63,6 +63,19 @@ def _kind(value: int, *, field: str = "kind") -> str:
     return KIND_FROM_PB[value]
 
 
+def _time(value, *, field: str) -> dt.datetime:
+    """A Timestamp as a UTC datetime; INVALID_ARGUMENT outside years 1-9999."""
+    try:
+        return value.ToDatetime(dt.UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgument("is outside the years 1-9999", field=field) from None
+
+
+def _optional_kind(value: int, *, field: str = "kind") -> str:
+    """An unset kind is "" (the existing adapter's); an unknown enum value is INVALID_ARGUMENT."""
+    return _kind(value, field=field) if value else ""
+
+
 def alias_pb(a: AliasInfo) -> pb.Alias:
     return pb.Alias(
         adapter_name=a.adapter_name,
@@ -167,7 +180,7 @@ class AdapterServicer(ServicerBase):
         m, stream = await _upload_metadata(request)
         meta = UploadMetadata(
             adapter_name=m.adapter_name,
-            kind=KIND_FROM_PB.get(m.kind, ""),
+            kind=_optional_kind(m.kind, field="metadata.kind"),
             base_model=m.base_model,
             description=m.description,
             expected_sha256=m.expected_sha256,
@@ -193,7 +206,7 @@ class AdapterServicer(ServicerBase):
             self.registry.register_from_uri,
             call.principal,
             adapter_name=request.adapter_name,
-            kind=KIND_FROM_PB.get(request.kind, ""),
+            kind=_optional_kind(request.kind),
             base_model=request.base_model,
             uri=request.uri,
             expected_sha256=request.expected_sha256,
@@ -261,6 +274,8 @@ class AdapterServicer(ServicerBase):
     async def ListAdapterVersions(self, request: pb.ListAdapterVersionsRequest, call: Call):
         state = ""
         if request.state:
+            if request.state not in pb.AdapterVersionState.values():
+                raise InvalidArgument(f"unknown state {request.state}", field="state")
             if request.state not in STATE_FROM_PB:
                 return pb.ListAdapterVersionsResponse()  # no other state is ever stored
             state = STATE_FROM_PB[request.state]
@@ -396,13 +411,17 @@ class AdapterServicer(ServicerBase):
     # -- audit --------------------------------------------------------------------------------
     @rpc(Role.ADMIN)
     async def ListAuditEvents(self, request: pb.ListAuditEventsRequest, call: Call):
+        start = _time(request.start_time, field="start_time") if request.HasField("start_time") else None
+        end = _time(request.end_time, field="end_time") if request.HasField("end_time") else None
+        if start is not None and end is not None and start > end:
+            raise InvalidArgument("must not be after end_time", field="start_time")
         page = await asyncio.to_thread(
             self.registry.list_audit_events,
             call.principal,
             action_prefix=request.action_prefix,
             resource_prefix=request.resource_prefix,
-            start=request.start_time.ToDatetime(dt.UTC) if request.HasField("start_time") else None,
-            end=request.end_time.ToDatetime(dt.UTC) if request.HasField("end_time") else None,
+            start=start,
+            end=end,
             size=request.page.page_size,
             token=request.page.page_token,
         )
@@ -591,7 +610,7 @@ class TrainingServicer(ServicerBase):
         m, stream = await _upload_metadata(request)
         meta = DatasetMeta(
             name=m.name,
-            kind=KIND_FROM_PB.get(m.kind, ""),
+            kind=_optional_kind(m.kind, field="metadata.kind"),
             format="jsonl" if m.format == training_pb2.DATASET_FORMAT_JSONL else "",
             description=m.description,
             expected_sha256=m.expected_sha256,
@@ -723,12 +742,14 @@ class TrainingServicer(ServicerBase):
             start = _job_request(template, training_pb2.DatasetRef(name=request.dataset_name or "x"))
             if start.kind != kind:
                 raise FailedPrecondition(f"start.kind must be the dataset's kind ({kind})")
+            # a job that cannot start must not leave a new dataset version behind
+            await asyncio.to_thread(self.training.check_request, call.principal, start)
         info, count = await asyncio.to_thread(
             self.training.build_from_feedback,
             call.principal,
             dataset_name=request.dataset_name,
             kind=kind,
-            since=request.since.ToDatetime(dt.UTC) if request.HasField("since") else None,
+            since=_time(request.since, field="since") if request.HasField("since") else None,
             min_records=request.min_records,
             description=request.description,
             trace_id=call.trace_id,

@@ -1,20 +1,32 @@
-"""Validation of adapter files before anything becomes visible (pure logic, no I/O besides reading).
+"""Validation of adapter files before anything becomes visible (pure logic on local files).
 
 An adapter version is exactly two files: ``adapter_config.json`` (a peft LoRA config) and
 ``adapter_model.safetensors``. The safetensors header is parsed by hand, so nothing is ever
-unpickled and tensor data is never loaded; the header must describe exactly the LoRA pairs of the
-config's target modules with the shapes the base model implies.
+unpickled; the header must describe exactly the LoRA pairs of the config's target modules with the
+shapes the base model implies, and every tensor value must be finite (read in bounded chunks).
+
+An upload may instead carry the two files in one archive (``.tar``, ``.tar.gz``/``.tgz``,
+``.zip``). Every member is checked from the archive's headers before anything is extracted
+(member count, plain names, regular files only, declared sizes and compression ratio), and the
+extraction itself stops at the declared sizes.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import re
+import stat
 import struct
+import tarfile
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+import numpy as np
 
 from lorag.adapters.settings import BaseModelSpec
 from lorag.common.errors import FailedPrecondition, InvalidArgument
@@ -28,7 +40,20 @@ MAX_CONFIG_BYTES = 1024 * 1024
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 MAX_TENSORS = 100_000
 MAX_TARGET_MODULES = 64
+#: Archives an upload may carry the adapter files in (as its only file).
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
+MAX_ARCHIVE_MEMBERS = 16
+#: Largest ratio of the members' total size to the archive's size (a LoRA compresses ~1-3x).
+MAX_ARCHIVE_RATIO = 100
 _DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
+#: dtype -> (unsigned view, exponent mask): a value is NaN or infinite when all exponent bits are set.
+_EXPONENT_MASKS = {
+    "F16": (np.uint16, 0x7C00),
+    "BF16": (np.uint16, 0x7F80),
+    "F32": (np.uint32, 0x7F800000),
+    "F64": (np.uint64, 0x7FF0000000000000),
+}
+_FINITE_CHECK_BYTES = 1024 * 1024
 _MODULE_NAME_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 _LORA_KEY_RE = re.compile(r"^(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[A-Za-z0-9_]+)?\.weight$")
 
@@ -47,8 +72,9 @@ class LoraInfo:
 # -- names ------------------------------------------------------------------------------------
 
 
-def check_file_name(name: str, *, field: str = "file_name") -> str:
-    """A path-safe, allowed file name; raises InvalidArgument saying what is wrong."""
+def check_file_name(name: str, *, field: str = "file_name", archives: bool = False) -> str:
+    """A path-safe, allowed file name (``archives``: an archive name is allowed too); raises
+    InvalidArgument saying what is wrong."""
     if not name:
         raise InvalidArgument("is required", field=field)
     if len(name) > 255 or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
@@ -64,11 +90,18 @@ def check_file_name(name: str, *, field: str = "file_name") -> str:
             f"(save with safe_serialization=True)",
             field=field,
         )
+    if archives and is_archive(name):
+        return name
     if name not in ALLOWED_FILES:
-        raise InvalidArgument(
-            f"{name!r} is not an allowed file; allowed: {', '.join(ALLOWED_FILES)}", field=field
+        allowed = ", ".join(ALLOWED_FILES) + (
+            " or one archive (.tar, .tar.gz, .tgz, .zip)" if archives else ""
         )
+        raise InvalidArgument(f"{name!r} is not an allowed file; allowed: {allowed}", field=field)
     return name
+
+
+def is_archive(name: str) -> bool:
+    return name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
 def check_directory(path: Path) -> dict[str, Path]:
@@ -194,6 +227,8 @@ def parse_config(
         cfg = json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise _cfg_error(f"is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise _cfg_error("is not valid JSON (nested too deeply)") from None
     if not isinstance(cfg, dict):
         raise _cfg_error("must be a JSON object")
     peft_type = cfg.get("peft_type")
@@ -269,6 +304,13 @@ def read_safetensors_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]
 
     Never unpickles anything: a pickle or zip (torch.save) file is recognised and refused.
     """
+    return _read_layout(path)[0]
+
+
+def _read_layout(
+    path: Path,
+) -> tuple[dict[str, tuple[str, tuple[int, ...]]], list[tuple[int, int, str]], int]:
+    """(tensors, their byte spans sorted by offset, where the data starts) of a safetensors file."""
     size = path.stat().st_size
     with open(path, "rb") as fh:
         head = fh.read(8)
@@ -284,7 +326,7 @@ def read_safetensors_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]
         raw = fh.read(header_len)
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise _st_error("is not a safetensors file (header is not JSON)") from None
     if not isinstance(header, dict):
         raise _st_error("is not a safetensors file (header is not an object)")
@@ -320,7 +362,26 @@ def read_safetensors_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]
         position = end
     if position != data_len:
         raise _st_error("has bytes after the last tensor (corrupt file)")
-    return tensors
+    return tensors, sorted(spans), 8 + header_len
+
+
+def check_finite(path: Path) -> None:
+    """Every value of every tensor is finite (no NaN, no infinity), read in bounded chunks."""
+    tensors, spans, data_start = _read_layout(path)
+    with open(path, "rb") as fh:
+        for begin, end, name in spans:
+            view, mask = _EXPONENT_MASKS[tensors[name][0]]
+            step = _FINITE_CHECK_BYTES - _FINITE_CHECK_BYTES % np.dtype(view).itemsize
+            fh.seek(data_start + begin)
+            left = end - begin
+            while left > 0:
+                data = fh.read(min(step, left))
+                if not data:
+                    raise _st_error(f"tensor {name!r} lies outside the file (truncated or corrupt)")
+                left -= len(data)
+                values = np.frombuffer(data, dtype=np.dtype(view).newbyteorder("<"))
+                if np.any((values & mask) == mask):
+                    raise _st_error(f"tensor {name!r} holds a value that is not finite (NaN or infinity)")
 
 
 def check_tensors(
@@ -415,6 +476,7 @@ def validate_adapter(
     )
     tensors = read_safetensors_header(files[WEIGHTS_FILE])
     check_tensors(tensors, cfg=cfg, spec=spec, shapes=shapes)
+    check_finite(files[WEIGHTS_FILE])
     return LoraInfo(
         rank=cfg["r"],
         alpha=float(cfg["lora_alpha"]),
@@ -422,6 +484,198 @@ def validate_adapter(
         base_model_name=cfg["base_model_name_or_path"],
         tensor_count=len(tensors),
     )
+
+
+# -- archives ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Member:
+    name: str  # the adapter file it holds
+    size: int
+
+
+def _archive_error(archive: str, message: str) -> InvalidArgument:
+    return InvalidArgument(message, field=archive)
+
+
+def _member_name(archive: str, raw: str, *, is_dir: bool) -> str | None:
+    """The adapter file a member holds (None for a directory entry); refuses unsafe paths."""
+    name = raw[2:] if raw.startswith("./") else raw
+    parts = name.rstrip("/").split("/") if name else []
+    if (
+        not parts
+        or raw.startswith("/")
+        or "\\" in raw
+        or ":" in raw
+        or any(p in ("", ".", "..") for p in parts)
+        or len(parts) > 2
+    ):
+        raise _archive_error(
+            archive,
+            f"member {raw!r} is not a plain path (no '..', absolute paths, drives or nested directories)",
+        )
+    if is_dir:
+        if len(parts) > 1:
+            raise _archive_error(archive, f"member {raw!r}: only one top-level directory is allowed")
+        return None
+    return check_file_name(parts[-1], field=f"{archive}: member {raw!r}")
+
+
+def _check_members(archive: str, members: list[_Member], *, archive_bytes: int, max_bytes: int) -> None:
+    _check_expansion(archive, sum(m.size for m in members), archive_bytes=archive_bytes, max_bytes=max_bytes)
+    names = [m.name for m in members]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise _archive_error(archive, f"holds {', '.join(duplicates)} more than once")
+    require_files(names)
+
+
+def _check_expansion(archive: str, total: int, *, archive_bytes: int, max_bytes: int) -> None:
+    if total > max_bytes:
+        raise _archive_error(
+            archive, f"expands to {total} bytes; the adapter size limit is {max_bytes} bytes"
+        )
+    if total > MAX_ARCHIVE_RATIO * max(archive_bytes, 1):
+        raise _archive_error(
+            archive,
+            f"expands to {total} bytes from {archive_bytes}: a compression ratio above the limit of "
+            f"{MAX_ARCHIVE_RATIO}",
+        )
+
+
+def _count_member(archive: str, count: int) -> None:
+    if count > MAX_ARCHIVE_MEMBERS:
+        raise _archive_error(archive, f"holds more than {MAX_ARCHIVE_MEMBERS} members")
+
+
+def _copy_bounded(archive: str, src: BinaryIO, dest: Path, size: int) -> None:
+    """Copy exactly ``size`` bytes (what the member's header declared) or refuse."""
+    left = size
+    with open(dest, "wb") as out:
+        while left > 0:
+            data = src.read(min(1024 * 1024, left))
+            if not data:
+                raise _archive_error(archive, f"member {dest.name!r} is shorter than its header says")
+            out.write(data)
+            left -= len(data)
+        if src.read(1):
+            raise _archive_error(archive, f"member {dest.name!r} is longer than its header says")
+
+
+class _BoundedReader:
+    """A read-only stream that refuses to deliver more than ``limit`` bytes (decompression bombs
+    whose headers under-state what they expand to)."""
+
+    def __init__(self, raw: BinaryIO, limit: int, archive: str) -> None:
+        self.raw, self.limit, self.archive, self.count = raw, limit, archive, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(self.limit + 1 - self.count if n is None or n < 0 else n)
+        self.count += len(data)
+        if self.count > self.limit:
+            raise _archive_error(
+                self.archive,
+                f"expands to more than {self.limit} bytes: over the size limit or the compression "
+                f"ratio limit of {MAX_ARCHIVE_RATIO}",
+            )
+        return data
+
+
+def extract_archive(path: Path, dest: Path, *, archive: str, max_bytes: int) -> dict[str, Path]:
+    """The adapter files of an uploaded archive, extracted into ``dest`` once every member has
+    been checked from the headers: at most ``MAX_ARCHIVE_MEMBERS`` members, plain names (at most
+    one top-level directory), regular files only (no links, devices or FIFOs), the allowed files
+    once each, a total size within ``max_bytes`` and ``MAX_ARCHIVE_RATIO`` × the archive size."""
+    archive_bytes = path.stat().st_size
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        if archive.lower().endswith(".zip"):
+            return _extract_zip(path, dest, archive=archive, archive_bytes=archive_bytes, max_bytes=max_bytes)
+        return _extract_tar(path, dest, archive=archive, archive_bytes=archive_bytes, max_bytes=max_bytes)
+    except (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, EOFError, OSError) as exc:
+        kind = "zip" if archive.lower().endswith(".zip") else "tar"
+        raise _archive_error(archive, f"is not a readable {kind} archive ({exc})") from None
+
+
+def _extract_zip(
+    path: Path, dest: Path, *, archive: str, archive_bytes: int, max_bytes: int
+) -> dict[str, Path]:
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        _count_member(archive, len(infos))
+        members: list[tuple[zipfile.ZipInfo, _Member]] = []
+        for info in infos:
+            mode = info.external_attr >> 16  # Unix mode when the archiver recorded one
+            if stat.S_ISLNK(mode):
+                raise _archive_error(
+                    archive, f"member {info.filename!r} is a symbolic link; links are not accepted"
+                )
+            if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+                raise _archive_error(archive, f"member {info.filename!r} is a device file or FIFO")
+            if info.flag_bits & 0x1:
+                raise _archive_error(archive, f"member {info.filename!r} is encrypted")
+            name = _member_name(archive, info.filename, is_dir=info.is_dir())
+            if name is not None:
+                members.append((info, _Member(name, info.file_size)))
+        _check_members(archive, [m for _, m in members], archive_bytes=archive_bytes, max_bytes=max_bytes)
+        out: dict[str, Path] = {}
+        for info, member in members:
+            out[member.name] = dest / member.name
+            with zf.open(info) as src:
+                _copy_bounded(archive, src, out[member.name], member.size)
+        return out
+
+
+def _open_tar(path: Path, archive: str, limit: int) -> tarfile.TarFile:
+    """A streaming reader of the (possibly gzipped) tar that never decompresses more than ``limit``."""
+    raw: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed with the TarFile
+    if raw.read(2) == b"\x1f\x8b":
+        raw.seek(0)
+        raw = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+    else:
+        raw.seek(0)
+    return tarfile.open(fileobj=_BoundedReader(raw, limit, archive), mode="r|")  # type: ignore[arg-type]
+
+
+def _extract_tar(
+    path: Path, dest: Path, *, archive: str, archive_bytes: int, max_bytes: int
+) -> dict[str, Path]:
+    # Headers (and their padding) add at most a few KiB per member to what a tar stream holds.
+    limit = min(max_bytes, MAX_ARCHIVE_RATIO * archive_bytes) + (MAX_ARCHIVE_MEMBERS + 4) * 8192
+    infos: list[tarfile.TarInfo] = []
+    total = 0
+    with _open_tar(path, archive, limit) as tf:  # 1st pass: headers only, nothing written
+        for count, info in enumerate(tf, start=1):
+            _count_member(archive, count)
+            if info.isreg():
+                total += info.size  # checked before the stream reads the member's data
+                _check_expansion(archive, total, archive_bytes=archive_bytes, max_bytes=max_bytes)
+            infos.append(info)
+    members: list[_Member] = []
+    for info in infos:
+        if info.issym() or info.islnk():
+            raise _archive_error(archive, f"member {info.name!r} is a link; links are not accepted")
+        if info.ischr() or info.isblk() or info.isfifo():
+            raise _archive_error(archive, f"member {info.name!r} is a device file or FIFO")
+        if not (info.isreg() or info.isdir()) or info.issparse():
+            raise _archive_error(archive, f"member {info.name!r} is not a regular file")
+        name = _member_name(archive, info.name, is_dir=info.isdir())
+        if name is not None:
+            members.append(_Member(name, info.size))
+    _check_members(archive, members, archive_bytes=archive_bytes, max_bytes=max_bytes)
+    out: dict[str, Path] = {}
+    with _open_tar(path, archive, limit) as tf:  # 2nd pass: the checked members only
+        for info in tf:
+            if not info.isreg():
+                continue
+            name = info.name[2:] if info.name.startswith("./") else info.name
+            name = name.rsplit("/", 1)[-1]
+            src = tf.extractfile(info)
+            assert src is not None
+            out[name] = dest / name
+            _copy_bounded(archive, src, out[name], info.size)
+    return out
 
 
 def manifest_sha256(file_hashes: dict[str, str]) -> str:

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.message import DecodeError
 
 from lorag.common import errors, metrics, telemetry
 from lorag.common.auth import Authenticator, load_key_hasher, require_role
@@ -36,6 +37,10 @@ from lorag.common.tenancy import Principal, Role, TenantStore
 from lorag.common.usage import UsageRecorder
 
 log = logging.getLogger("lorag.rpc")
+
+#: gRPC rounds a client's timeout up to its clock granularity, so a deadline of 0 (or one that
+#: passed in flight) arrives with a fraction of a millisecond left. Nothing useful runs in that.
+MIN_CLIENT_BUDGET_S = 0.001
 
 
 @dataclass
@@ -152,7 +157,7 @@ def rpc(role: Role | None = Role.USER, *, concurrent: bool = True) -> Callable:
                 try:
                     with telemetry.activate(ctx):
                         call = await self._lorag_begin(name, request, grpc_context, role, span, concurrent)
-                        agen = fn(self, request, call)
+                        agen = fn(self, _parsed_stream(request), call)
                     while True:
                         remaining = call.remaining()
                         if remaining <= 0:
@@ -195,7 +200,7 @@ def rpc(role: Role | None = Role.USER, *, concurrent: bool = True) -> Callable:
                     if remaining <= 0:
                         raise errors.DeadlineExceeded("deadline exceeded")
                     try:
-                        response = await asyncio.wait_for(fn(self, request, call), remaining)
+                        response = await asyncio.wait_for(fn(self, _parsed_stream(request), call), remaining)
                     except TimeoutError:
                         raise errors.DeadlineExceeded("deadline exceeded") from None
             except asyncio.CancelledError:
@@ -364,7 +369,7 @@ class ServicerBase:
         if callable(time_remaining):
             client_budget = time_remaining()
             if client_budget is not None:
-                budget = min(budget, client_budget)
+                budget = min(budget, client_budget if client_budget >= MIN_CLIENT_BUDGET_S else 0.0)
         call = Call(
             service=service,
             method=name,
@@ -380,6 +385,8 @@ class ServicerBase:
             span.set_attribute("lorag.tenant", call.principal.tenant_id)
             await self.runtime.limits.admit(call.principal.tenant_id, service=service)
             require_role(call.principal, role)
+        if isinstance(request, MalformedRequest):
+            raise request.error()
         size = request.ByteSize() if hasattr(request, "ByteSize") else 0
         if size > settings.max_message_bytes:
             raise errors.ResourceExhausted(
@@ -417,6 +424,51 @@ class ServicerBase:
             self.runtime.usage.request(call.principal.tenant_id, service, ok=code == grpc.StatusCode.OK)
         span.set_attribute("rpc.grpc.status_code", code.value[0])
         span.end()
+
+
+class MalformedRequest:
+    """Stands in for request bytes that are not a valid message (see :func:`parse_or_mark`); the
+    RPC wrapper answers INVALID_ARGUMENT for it once the caller is authenticated."""
+
+    def __init__(self, type_name: str, reason: str) -> None:
+        self.type_name = type_name
+        self.reason = reason
+
+    def error(self) -> errors.InvalidArgument:
+        return errors.InvalidArgument(
+            f"is not a valid {self.type_name} message ({self.reason})", field="request"
+        )
+
+
+def parse_or_mark(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """A request parser that returns a :class:`MalformedRequest` instead of raising (a raising
+    parser makes grpc answer UNKNOWN with the exception's class in the details)."""
+    message_type = getattr(deserialize, "__self__", None)
+    descriptor = getattr(message_type, "DESCRIPTOR", None)
+    type_name = descriptor.full_name if descriptor is not None else "request"
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError as exc:
+            reason = str(exc).rsplit(": ", 1)[-1] or "malformed"
+            return MalformedRequest(type_name, reason)
+
+    return parse
+
+
+def _parsed_stream(request: Any) -> Any:
+    """Client streams: every message is checked as it arrives (unary requests pass unchanged)."""
+    if isinstance(request, MalformedRequest) or not hasattr(request, "__aiter__"):
+        return request
+
+    async def checked():
+        async for item in request:
+            if isinstance(item, MalformedRequest):
+                raise item.error()
+            yield item
+
+    return checked()
 
 
 async def aiter_limited(stream: AsyncIterator[Any], *, max_messages: int) -> AsyncIterator[Any]:

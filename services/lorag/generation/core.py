@@ -27,6 +27,8 @@ from lorag.generation.settings import GenerationSettings
 
 MAX_STOP = 8
 MAX_STOP_LEN = 64
+MAX_CHAT_MESSAGES = 256
+MAX_CHAT_CONTENT_CHARS = 131_072
 ROLES = ("system", "user", "assistant")
 
 
@@ -162,13 +164,30 @@ class GenerationCore:
         if inp.chat is not None:
             if not inp.chat:
                 raise InvalidArgument("needs at least one message", field="chat.messages")
+            if len(inp.chat) > MAX_CHAT_MESSAGES:
+                raise InvalidArgument(
+                    f"at most {MAX_CHAT_MESSAGES} messages (got {len(inp.chat)})", field="chat.messages"
+                )
             for i, m in enumerate(inp.chat):
                 if m.get("role") not in ROLES:
                     raise InvalidArgument(
                         "role must be SYSTEM, USER or ASSISTANT", field=f"chat.messages[{i}].role"
                     )
+                if m["role"] == "system" and i > 0:
+                    raise InvalidArgument(
+                        "a system message may only be the first message", field=f"chat.messages[{i}].role"
+                    )
                 if not m.get("content"):
                     raise InvalidArgument("must not be empty", field=f"chat.messages[{i}].content")
+                if len(m["content"]) > MAX_CHAT_CONTENT_CHARS:
+                    raise InvalidArgument(
+                        f"at most {MAX_CHAT_CONTENT_CHARS} characters", field=f"chat.messages[{i}].content"
+                    )
+            if inp.chat[-1]["role"] != "user":
+                raise InvalidArgument(
+                    "the last message must be a USER message",
+                    field=f"chat.messages[{len(inp.chat) - 1}].role",
+                )
             return self.backend.render_chat(inp.chat)
         if not inp.prompt or not inp.prompt.strip():
             raise InvalidArgument("must not be empty (send `prompt` or `chat`)", field="prompt")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lorag.common import errors, metrics, telemetry
+from lorag.common.convert import json_value
 from lorag.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from lorag.generation.v1 import generation_pb2 as gen_pb
 from lorag.rag import templates
@@ -716,6 +717,11 @@ class RagCore:
             return f"the content is {size} bytes; the limit is {MAX_DOC_BYTES}"
         if doc.metadata is not None and doc.metadata.ByteSize() > MAX_METADATA_BYTES:
             return f"metadata is over {MAX_METADATA_BYTES} bytes"
+        if doc.metadata is not None:
+            try:
+                json_value(doc.metadata, field="metadata")
+            except InvalidArgument as exc:
+                return str(exc)
         return ""
 
     async def ingest(self, tenant_id: str, docs: list[DocInput], options: IngestOptions) -> list[DocResult]:
@@ -747,7 +753,8 @@ class RagCore:
                 if match is None or int(match.group(1)) >= len(todo):
                     raise
                 i, doc, _ = todo.pop(int(match.group(1)))
-                results[i] = DocResult(doc.doc_id, "failed", error=str(exc).split(": ", 1)[-1])
+                # "documents[2].metadata: key …" -> "metadata: key …" (the field stays named)
+                results[i] = DocResult(doc.doc_id, "failed", error=str(exc)[match.end() :].lstrip(".: "))
         return [results[i] for i in range(len(docs))]
 
     async def _upsert(

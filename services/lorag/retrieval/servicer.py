@@ -15,10 +15,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from lorag.common import metrics, telemetry
+from lorag.common.convert import json_value
 from lorag.common.errors import InvalidArgument
 from lorag.common.rpc import Call, ServicerBase, rpc
 from lorag.common.tenancy import Role
@@ -64,8 +65,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def struct_to_dict(s: struct_pb2.Struct) -> dict[str, Any]:
-    return _plain(json_format.MessageToDict(s)) if s.fields else {}
+def struct_to_dict(s: struct_pb2.Struct, *, field: str = "metadata") -> dict[str, Any]:
+    return _plain(json_value(s, field=field)) if s.fields else {}
 
 
 def dict_to_struct(d: dict[str, Any]) -> struct_pb2.Struct:
@@ -75,7 +76,7 @@ def dict_to_struct(d: dict[str, Any]) -> struct_pb2.Struct:
     return s
 
 
-def value_to_py(v: struct_pb2.Value) -> Any:
+def value_to_py(v: struct_pb2.Value, *, field: str = "values") -> Any:
     kind = v.WhichOneof("kind")
     if kind == "number_value":
         return v.number_value
@@ -84,7 +85,7 @@ def value_to_py(v: struct_pb2.Value) -> Any:
     if kind == "bool_value":
         return v.bool_value
     if kind in ("list_value", "struct_value"):
-        return _plain(json_format.MessageToDict(v))
+        return _plain(json_value(v, field=field))
     return None
 
 
@@ -94,11 +95,12 @@ def conditions(f: common_pb2.Filter, *, path: str = "filter") -> list[Condition]
         op = _OPS.get(c.op)
         if op is None:
             raise InvalidArgument("must name an operator", field=f"{path}.conditions[{i}].op")
-        out.append(Condition(c.field, op, tuple(value_to_py(v) for v in c.values)))
+        values = tuple(value_to_py(v, field=f"{path}.conditions[{i}].values") for v in c.values)
+        out.append(Condition(c.field, op, values))
     return out
 
 
-def document_spec(d: pb.DocumentInput) -> DocumentSpec:
+def document_spec(d: pb.DocumentInput, *, field: str = "documents[0]") -> DocumentSpec:
     kind = d.WhichOneof("content")
     chunks = None
     if kind == "chunks":
@@ -107,14 +109,14 @@ def document_spec(d: pb.DocumentInput) -> DocumentSpec:
                 text=c.text,
                 vector=list(c.dense) or None,
                 span=(c.span.start, c.span.end) if c.HasField("span") else None,
-                metadata=struct_to_dict(c.metadata),
+                metadata=struct_to_dict(c.metadata, field=f"{field}.chunks[{j}].metadata"),
             )
-            for c in d.chunks.chunks
+            for j, c in enumerate(d.chunks.chunks)
         ]
     return DocumentSpec(
         doc_id=d.doc_id,
         title=d.title,
-        metadata=struct_to_dict(d.metadata),
+        metadata=struct_to_dict(d.metadata, field=f"{field}.metadata"),
         content_sha256=d.content_sha256,
         chunks=chunks,
         text=d.text if kind == "text" else None,
@@ -312,7 +314,7 @@ class RetrievalServicer(ServicerBase):
             chunking = ChunkingSpec(
                 c.chunk_tokens, c.overlap_tokens if c.HasField("overlap_tokens") else None
             )
-        docs = [document_spec(d) for d in request.documents]
+        docs = [document_spec(d, field=f"documents[{i}]") for i, d in enumerate(request.documents)]
         async for outcome, progress in pipeline.run(
             tenant_id, docs, model=request.embedding_model, chunking=chunking
         ):

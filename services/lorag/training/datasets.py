@@ -229,6 +229,8 @@ class DatasetStore:
                     DatasetRow.tenant_id == principal.tenant_id, DatasetRow.name == name
                 )
                 if version is not None:
+                    if version < 1:
+                        raise InvalidArgument("must be >= 1", field="ref.version")
                     row = s.scalar(q.where(DatasetRow.version == version))
                     if row is None:
                         raise NotFound(f"dataset {name!r} has no version {version}")

@@ -197,7 +197,8 @@ class TrainingCore:
         return self.datasets.get(principal, name=name, version=version)
 
     # -- starting -----------------------------------------------------------------------------
-    def start(self, principal: Principal, req: JobRequest, *, trace_id: str = "") -> JobInfo:
+    def check_request(self, principal: Principal, req: JobRequest) -> tuple[str, Any, int]:
+        """The checks of ``req`` that need no stored state: (kind, hyperparameters, canary weight)."""
         require_role(principal, Role.ADMIN)
         check_adapter_name(req.adapter_name, field="adapter_name")
         kind = check_kind(req.kind)
@@ -213,6 +214,10 @@ class TrainingCore:
             )
         if req.dataset_version is not None and req.dataset_version < 1:
             raise InvalidArgument("must be >= 1", field="dataset.version")
+        return kind, hp, canary_weight
+
+    def start(self, principal: Principal, req: JobRequest, *, trace_id: str = "") -> JobInfo:
+        kind, hp, canary_weight = self.check_request(principal, req)
         ds = self.datasets.get(principal, name=req.dataset_name, version=req.dataset_version)
         if ds.row.state != "READY":
             raise FailedPrecondition(
@@ -292,6 +297,8 @@ class TrainingCore:
 
     # -- reads --------------------------------------------------------------------------------
     def get(self, principal: Principal, job_id: str) -> JobInfo:
+        if not job_id:
+            raise InvalidArgument("is required", field="job_id")
         with self.db.session() as s:
             row = s.get(TrainingJobRow, job_id) if job_id and len(job_id) <= 40 else None
             if row is None or row.tenant_id != principal.tenant_id:
@@ -818,6 +825,8 @@ def promote_canary(
     from lorag.adapters.routing import PRODUCTION
 
     require_role(principal, Role.ADMIN)
+    if not adapter_name:
+        raise InvalidArgument("is required", field="adapter_name")
     if not 0 <= min_feedback <= 1_000_000:
         raise InvalidArgument("must be 1-1000000 (0 means 20)", field="min_feedback")
     min_feedback = min_feedback or 20
