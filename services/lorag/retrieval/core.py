@@ -248,7 +248,13 @@ _CLIENTS: dict[tuple[str, str, str], list] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
-def _acquire_client(uri: str, token: str, db_name: str):
+#: Milvus Lite's gRPC server does not permit keepalive pings on an idle connection: after two of
+#: pymilvus' (every 10 s, also without calls) it sends GOAWAY "too_many_pings" and the next call
+#: fails. Its connections are local, so they go without keepalive pings.
+_LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": False}
+
+
+def _acquire_client(uri: str, token: str, db_name: str, *, lite: bool = False):
     from pymilvus import MilvusClient
 
     key = (uri, token, db_name)
@@ -256,6 +262,8 @@ def _acquire_client(uri: str, token: str, db_name: str):
         entry = _CLIENTS.get(key)
         if entry is None:
             kwargs: dict[str, Any] = {"uri": uri}
+            if lite:
+                kwargs["grpc_options"] = dict(_LITE_GRPC_OPTIONS)
             if token:
                 kwargs["token"] = token
             if db_name:
@@ -338,7 +346,7 @@ class MilvusStore:
                     from pathlib import Path
 
                     Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
-                client = _acquire_client(self.uri, self._token, self._db_name)
+                client = _acquire_client(self.uri, self._token, self._db_name, lite=bool(self.lite))
                 if self.lite is None:
                     try:
                         self.lite = "lite" in str(client.get_server_version()).lower()
