@@ -7,8 +7,10 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
 from lorag.cli import cli
+from lorag.evaluation.report import adapter_table
 from tests.support.models import smollm2_dir
 from tests.support.reranking import QUICK_ENV, quick_reranker
 
@@ -29,7 +31,7 @@ def test_eval_adapter_trains_through_the_pipeline_and_compares_both_arms(models,
     args += ["--max-seq-length", "384", "--out", str(out)]
     result = CliRunner().invoke(cli, ["eval", "adapter", *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "helps domain" in result.output and "held-out task loss" in result.output
+    assert "adapter.json" in result.output
     assert (out / "adapter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = json.loads((out / "adapter.json").read_text())
     assert report["kind"] == "adapter" and report["command"].startswith("lorag eval adapter --domain nyt")
@@ -67,6 +69,10 @@ def test_eval_adapter_trains_through_the_pipeline_and_compares_both_arms(models,
         assert report["deltas"][split]["f1"] == pytest.approx(
             report["summary"]["adapter"][split]["f1"] - report["summary"]["base"][split]["f1"], abs=1e-4
         )
+    console = Console(record=True, width=160)
+    console.print(adapter_table(report))
+    table = console.export_text()
+    assert "held-out task loss" in table and "helps domain" in table and "nyt held out (2 q)" in table
     verdict = report["verdict"]
     assert verdict["helps_domain"] == (report["deltas"]["domain"]["f1"] > 0)
     assert verdict["general_within_tolerance"] == (report["deltas"]["general"]["f1"] >= -0.05)

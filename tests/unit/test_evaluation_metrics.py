@@ -234,3 +234,67 @@ def test_training_records_are_asks_prompt_with_the_cited_gold_answer():
         assert u.endswith(f"Question: {q.question}\nShort answer with citations:")
         distractor = next(v for v in passages.values() if v != gold)
         assert distractor.split()[-1] == gold.split()[-1]  # another paragraph of the same article
+
+
+def test_adapter_report_renders_table_and_chart(tmp_path):
+    from rich.console import Console
+
+    from lorag.evaluation import report
+
+    def arm(f1):
+        return {
+            "questions": 3,
+            "exact_match": f1 / 2,
+            "f1": f1,
+            "answer_contained": f1,
+            "citation_precision": None,
+            "faithfulness": 0.5,
+        }
+
+    rep = {
+        "domain": {"set": "nyt", "train_questions": 40, "train_paragraphs": 8},
+        "general": {"set": "dev"},
+        "training": {
+            "job": {
+                "phase": "succeeded",
+                "message": "registered eval-domain v1",
+                "metrics": {
+                    "task_loss": 0.5,
+                    "base_task_loss": 2.0,
+                    "general_loss": 1.1,
+                    "base_general_loss": 1.0,
+                },
+            }
+        },
+        "summary": {
+            "base": {"domain": arm(0.2), "general": arm(0.3)},
+            "adapter": {"domain": arm(0.6), "general": arm(0.28)},
+        },
+        "deltas": {
+            "domain": {
+                "exact_match": 0.2,
+                "f1": 0.4,
+                "answer_contained": 0.4,
+                "citation_precision": None,
+                "faithfulness": 0.0,
+            },
+            "general": {
+                "exact_match": -0.01,
+                "f1": -0.02,
+                "answer_contained": -0.02,
+                "citation_precision": None,
+                "faithfulness": 0.0,
+            },
+        },
+        "verdict": {"helps_domain": True, "general_within_tolerance": True, "rule": "domain F1 up"},
+    }
+    console = Console(record=True, width=160)
+    console.print(report.adapter_table(rep))
+    text = console.export_text()
+    assert "nyt held out (3 q)" in text and "+0.400" in text and "-0.020" in text and "n/a" in text
+    assert "held-out task loss" in text and "helps domain: True" in text
+    assert report.adapter_chart(rep, tmp_path / "adapter.png").read_bytes()[:4] == b"\x89PNG"
+    rep["summary"].pop("adapter")
+    rep.update(deltas=None, verdict=None)
+    console.print(report.adapter_table(rep))  # a job the gate rejected: the base arm only
+    assert report.adapter_chart(rep, tmp_path / "base.png").exists()
