@@ -11,10 +11,10 @@ then, in order:
 2. **Generation pass.** A subset is asked for real (``min_relevance=0``: never rejected, so the
    answers do not depend on the threshold): exact match and token F1 against the gold answers
    (SQuAD's definitions, on the answer with its ``[n]`` citation markers removed), answer
-   containment, citation precision (share of citations pointing at
-   a chunk of the gold paragraph that contains a gold answer), context precision (share of the
-   prompt's passages from the gold paragraph) and faithfulness (share of answer sentences that
-   the judge finds supported by the prompt's passages).
+   containment, citation precision (share of citations pointing at a chunk of the gold
+   paragraph that contains a gold answer), context precision (share of the prompt's passages
+   from the gold paragraph) and faithfulness (share of answer sentences that the judge finds
+   supported by the prompt's passages).
 3. **Noise robustness.** The generation model answers from the gold paragraph plus 0, 2, 4 …
    paragraphs of other articles (positions shuffled), with the same template Ask uses; answer
    containment and F1 per noise level (RGB's protocol, Chen et al. 2024).
@@ -26,11 +26,12 @@ then, in order:
    balanced accuracy (the mean of the two) while answering at least ``min_answer_rate`` of the
    answerable ones; ties go to the lower threshold.
 
-Adapter evaluation (hook for the training pipeline): with ``adapter_dir`` — a peft adapter
-directory such as the training pipeline registers — the adapter is uploaded into the evaluation
-tenant and the generation pass runs twice, without and with it (``answers`` and
-``answers_with_adapter``, same questions, same retrieval). Running it on a domain set and on a
-general set shows whether the adapter helps the domain without degrading the rest.
+Adapter evaluation: with ``adapter_dir`` — a peft adapter directory such as the training
+pipeline registers — the adapter is uploaded into the evaluation tenant and the generation pass
+runs twice, without and with it (``answers`` and ``answers_with_adapter``, same questions, same
+retrieval). ``lorag eval adapter`` (:mod:`lorag.evaluation.adapter`) trains the adapter itself,
+through the training pipeline, on a domain split, and compares the two on held-out domain and
+general questions.
 
 Judge of faithfulness: no NLI model ships in any package this platform can install offline, so
 the judge is the platform's reranker (the cross-encoder): a sentence is supported when its best
