@@ -178,3 +178,123 @@ def test_rag_report_renders_table_and_chart(tmp_path):
     assert "with adapter: F1" in text
     path = report.rag_chart(rep, tmp_path / "rag.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_exact_match_and_f1_compare_the_answer_without_citation_markers():
+    assert m.without_citations("Denver Broncos [2].") == "Denver Broncos."
+    assert m.without_citations("It was [1][3] in 1889 [2, 4]") == "It was in 1889"
+    assert m.exact_match(m.without_citations("the Denver Broncos [1]"), ["Denver Broncos"]) == 1.0
+    assert m.exact_match("the Denver Broncos [1]", ["Denver Broncos"]) == 0.0  # "1" is a token
+    assert m.without_citations("see [a] and [1234]") == "see [a] and [1234]"
+
+
+def _domain_set():
+    from lorag.evaluation.data import QA, Doc, EvalSet
+
+    docs = tuple(Doc(f"d{i}", f"paragraph {i} about topic {i // 2}", f"article {i // 2}") for i in range(6))
+    questions = tuple(
+        QA(f"q{i}-{k}", f"question {k} on {i}?", f"d{i}", (f"answer {i}-{k}",))
+        for i in range(6)
+        for k in range(3)
+    )
+    return EvalSet("dom", docs, questions, "test")
+
+
+def test_domain_split_keeps_each_paragraph_on_one_side():
+    from lorag.evaluation.adapter import split_domain
+
+    evalset = _domain_set()
+    train_q, heldout_q, train_docs, held_docs = split_domain(evalset, heldout=2, seed=3)
+    assert len(held_docs) == 2 and len(train_docs) == 4 and not set(train_docs) & set(held_docs)
+    assert [q.gold_doc for q in heldout_q] == held_docs  # one question per held-out paragraph
+    assert {q.gold_doc for q in train_q} == set(train_docs) and len(train_q) == 12
+    assert split_domain(evalset, heldout=2, seed=3)[1] == heldout_q  # seeded
+    with pytest.raises(ValueError, match="need at least 7"):
+        split_domain(evalset, heldout=5, seed=0)
+
+
+def test_training_records_are_asks_prompt_with_the_cited_gold_answer():
+    from lorag.evaluation.adapter import training_records
+    from lorag.rag import templates
+
+    evalset = _domain_set()
+    questions = [q for q in evalset.questions if q.gold_doc in ("d0", "d3")]
+    records = training_records(evalset, questions, template="concise", seed=0)
+    assert len(records) == len(questions)
+    system = templates.BUILTIN["concise"].system
+    for q, r in zip(questions, records, strict=True):
+        (s, role_s), (u, role_u), (a, role_a) = ((x["content"], x["role"]) for x in r["messages"])
+        assert (role_s, role_u, role_a) == ("system", "user", "assistant") and s == system
+        gold = evalset.doc(q.gold_doc).text
+        context = u.removeprefix("Passages:\n").split("\n\nQuestion: ")[0]
+        passages = dict(p.split(" ", 1) for p in context.split("\n\n"))  # "[n]" -> text
+        assert sorted(passages) == ["[1]", "[2]"] and gold in passages.values()
+        number = next(k for k, v in passages.items() if v == gold)
+        assert a == f"{q.answers[0]} {number}"
+        assert u.endswith(f"Question: {q.question}\nShort answer with citations:")
+        distractor = next(v for v in passages.values() if v != gold)
+        assert distractor.split()[-1] == gold.split()[-1]  # another paragraph of the same article
+
+
+def test_adapter_report_renders_table_and_chart(tmp_path):
+    from rich.console import Console
+
+    from lorag.evaluation import report
+
+    def arm(f1):
+        return {
+            "questions": 3,
+            "exact_match": f1 / 2,
+            "f1": f1,
+            "answer_contained": f1,
+            "citation_precision": None,
+            "faithfulness": 0.5,
+        }
+
+    rep = {
+        "domain": {"set": "nyt", "train_questions": 40, "train_paragraphs": 8},
+        "general": {"set": "dev"},
+        "training": {
+            "job": {
+                "phase": "succeeded",
+                "message": "registered eval-domain v1",
+                "metrics": {
+                    "task_loss": 0.5,
+                    "base_task_loss": 2.0,
+                    "general_loss": 1.1,
+                    "base_general_loss": 1.0,
+                },
+            }
+        },
+        "summary": {
+            "base": {"domain": arm(0.2), "general": arm(0.3)},
+            "adapter": {"domain": arm(0.6), "general": arm(0.28)},
+        },
+        "deltas": {
+            "domain": {
+                "exact_match": 0.2,
+                "f1": 0.4,
+                "answer_contained": 0.4,
+                "citation_precision": None,
+                "faithfulness": 0.0,
+            },
+            "general": {
+                "exact_match": -0.01,
+                "f1": -0.02,
+                "answer_contained": -0.02,
+                "citation_precision": None,
+                "faithfulness": 0.0,
+            },
+        },
+        "verdict": {"helps_domain": True, "general_within_tolerance": True, "rule": "domain F1 up"},
+    }
+    console = Console(record=True, width=160)
+    console.print(report.adapter_table(rep))
+    text = console.export_text()
+    assert "nyt held out (3 q)" in text and "+0.400" in text and "-0.020" in text and "n/a" in text
+    assert "held-out task loss" in text and "helps domain: True" in text
+    assert report.adapter_chart(rep, tmp_path / "adapter.png").read_bytes()[:4] == b"\x89PNG"
+    rep["summary"].pop("adapter")
+    rep.update(deltas=None, verdict=None)
+    console.print(report.adapter_table(rep))  # a job the gate rejected: the base arm only
+    assert report.adapter_chart(rep, tmp_path / "base.png").exists()

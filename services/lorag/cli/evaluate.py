@@ -1,6 +1,6 @@
 """``lorag eval ...``: measure quality.
 
-``lorag eval retrieval`` (no file) and ``lorag eval rag`` run the evaluation harness
+``lorag eval retrieval`` (no file), ``lorag eval rag`` and ``lorag eval adapter`` run the evaluation harness
 (:mod:`lorag.evaluation`): a whole platform in this process ingests SQuAD-derived sets through
 the normal ingest path and is scored; they print a table and write JSON + PNG under ``--out``.
 
@@ -395,3 +395,129 @@ def rag(
         return
     console().print(rep.rag_table(result))
     click.echo(f"wrote {out / 'rag.json'} and {out / 'rag.png'}")
+
+
+@evaluate.command("adapter")
+@click.option(
+    "--domain",
+    default="nyt",
+    show_default=True,
+    type=click.Choice(["dev", "nyt", "new_wiki"]),
+    help="set whose paragraphs the adapter is trained on and asked about",
+)
+@click.option(
+    "--general",
+    default="dev",
+    show_default=True,
+    type=click.Choice(["dev", "nyt", "new_wiki"]),
+    help="set the adapter never sees: answers there must not degrade",
+)
+@click.option(
+    "--domain-docs", type=click.IntRange(4), default=48, show_default=True, help="domain paragraphs"
+)
+@click.option(
+    "--general-docs", type=click.IntRange(2), default=48, show_default=True, help="general paragraphs"
+)
+@click.option(
+    "--questions",
+    type=click.IntRange(1),
+    default=16,
+    show_default=True,
+    help="questions asked per split (domain: one per held-out paragraph)",
+)
+@click.option("--steps", type=click.IntRange(1), default=24, show_default=True, help="training steps")
+@click.option("--batch-size", type=click.IntRange(1, 256), default=4, show_default=True)
+@click.option("--rank", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option(
+    "--learning-rate", type=click.FloatRange(0, 0.01, min_open=True), default=1e-3, show_default=True
+)
+@click.option(
+    "--max-seq-length",
+    type=click.IntRange(64, 4096),
+    default=512,
+    show_default=True,
+    help="tokens of a training record (LORAG_TRAINING_MAX_SEQ_LENGTH of the job)",
+)
+@click.option("--template", default="concise", show_default=True, help="prompt template of the answers")
+@click.option("--max-new-tokens", type=click.IntRange(1, 512), default=32, show_default=True)
+@click.option(
+    "--max-general-drop",
+    type=click.FloatRange(0, 1),
+    default=0.05,
+    show_default=True,
+    help="largest general F1 loss (absolute) that still counts as not degraded",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@out_option
+def adapter(
+    domain,
+    general,
+    domain_docs,
+    general_docs,
+    questions,
+    steps,
+    batch_size,
+    rank,
+    learning_rate,
+    max_seq_length,
+    template,
+    max_new_tokens,
+    max_general_drop,
+    seed,
+    as_json,
+    out: Path,
+) -> None:
+    """Answer quality with and without a tenant adapter trained by the training pipeline.
+
+    \b
+    In this process: ingests DOMAIN and GENERAL paragraphs, turns the questions of part of the
+    domain paragraphs into a dataset, trains it with StartTraining (validation, general-data
+    mix, LoRA, gates, registration), then asks held-out domain questions and general questions
+    through Ask with the base model and with the new version. Writes OUT/adapter.json and
+    OUT/adapter.png; exits 1 when the job registered no version.
+    """
+    from lorag.evaluation import adapter as ev
+    from lorag.evaluation import report as rep
+    from lorag.evaluation.data import load_set
+
+    if domain == general:
+        raise click.BadParameter("must differ from --domain", param_hint="--general")
+    say = None if as_json else (lambda msg: click.echo(msg, err=True))
+    try:
+        result = ev.run(
+            load_set(domain, max_docs=domain_docs),
+            load_set(general, max_docs=general_docs),
+            max_seq_length=max_seq_length,
+            progress=say,
+            questions=questions,
+            template=template,
+            max_new_tokens=max_new_tokens,
+            hyperparameters={
+                "max_steps": steps,
+                "batch_size": batch_size,
+                "rank": rank,
+                "learning_rate": learning_rate,
+                "epochs": 20,  # max_steps decides
+            },
+            max_general_drop=max_general_drop,
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    result.update(
+        machine=rep.machine(),
+        command=f"lorag eval adapter --domain {domain} --general {general} --domain-docs {domain_docs} "
+        f"--general-docs {general_docs} --questions {questions} --steps {steps} --batch-size {batch_size} "
+        f"--rank {rank} --learning-rate {learning_rate} --max-seq-length {max_seq_length} "
+        f"--template {template} --max-new-tokens {max_new_tokens} --seed {seed}",
+    )
+    rep.write_json(result, out / "adapter.json")
+    rep.adapter_chart(result, out / "adapter.png")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        console().print(rep.adapter_table(result))
+        click.echo(f"wrote {out / 'adapter.json'} and {out / 'adapter.png'}")
+    if result["adapter"] is None:
+        raise click.exceptions.Exit(1)

@@ -83,6 +83,15 @@ def f1_score(prediction: str, golds: Sequence[str]) -> float:
     return max((_f1(prediction, g) for g in golds), default=0.0)
 
 
+_CITATIONS = re.compile(r"\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
+
+
+def without_citations(text: str) -> str:
+    """The answer with its citation markers (``[1]``, ``[2][3]``, ``[1, 2]``) removed: what exact
+    match and F1 compare with the gold answers (citations are scored on their own)."""
+    return " ".join(_CITATIONS.sub("", text).split())
+
+
 def answer_contained(prediction: str, golds: Sequence[str]) -> float:
     """1.0 when a normalised gold answer occurs, on word boundaries, in the normalised prediction
     (the lenient accuracy of long-form answers, as in RGB's noise-robustness test)."""

@@ -10,10 +10,11 @@ then, in order:
    the context recall.
 2. **Generation pass.** A subset is asked for real (``min_relevance=0``: never rejected, so the
    answers do not depend on the threshold): exact match and token F1 against the gold answers
-   (SQuAD's definitions), answer containment, citation precision (share of citations pointing at
-   a chunk of the gold paragraph that contains a gold answer), context precision (share of the
-   prompt's passages from the gold paragraph) and faithfulness (share of answer sentences that
-   the judge finds supported by the prompt's passages).
+   (SQuAD's definitions, on the answer with its ``[n]`` citation markers removed), answer
+   containment, citation precision (share of citations pointing at a chunk of the gold
+   paragraph that contains a gold answer), context precision (share of the prompt's passages
+   from the gold paragraph) and faithfulness (share of answer sentences that the judge finds
+   supported by the prompt's passages).
 3. **Noise robustness.** The generation model answers from the gold paragraph plus 0, 2, 4 …
    paragraphs of other articles (positions shuffled), with the same template Ask uses; answer
    containment and F1 per noise level (RGB's protocol, Chen et al. 2024).
@@ -25,11 +26,12 @@ then, in order:
    balanced accuracy (the mean of the two) while answering at least ``min_answer_rate`` of the
    answerable ones; ties go to the lower threshold.
 
-Adapter evaluation (hook for the training pipeline): with ``adapter_dir`` — a peft adapter
-directory such as the training pipeline registers — the adapter is uploaded into the evaluation
-tenant and the generation pass runs twice, without and with it (``answers`` and
-``answers_with_adapter``, same questions, same retrieval). Running it on a domain set and on a
-general set shows whether the adapter helps the domain without degrading the rest.
+Adapter evaluation: with ``adapter_dir`` — a peft adapter directory such as the training
+pipeline registers — the adapter is uploaded into the evaluation tenant and the generation pass
+runs twice, without and with it (``answers`` and ``answers_with_adapter``, same questions, same
+retrieval). ``lorag eval adapter`` (:mod:`lorag.evaluation.adapter`) trains the adapter itself,
+through the training pipeline, on a domain split, and compares the two on held-out domain and
+general questions.
 
 Judge of faithfulness: no NLI model ships in any package this platform can install offline, so
 the judge is the platform's reranker (the cross-encoder): a sentence is supported when its best
@@ -103,15 +105,18 @@ def generation_pass(
         )
         seconds = time.perf_counter() - started
         context = [c.text for c in a.contexts]
+        plain = metrics.without_citations(a.answer)
         rows.append(
             {
                 "qid": q.qid,
                 "question": q.question,
                 "answer": a.answer,
                 "gold": list(q.answers),
-                "em": metrics.exact_match(a.answer, q.answers),
-                "f1": metrics.f1_score(a.answer, q.answers),
-                "contained": metrics.answer_contained(a.answer, q.answers),
+                "gold_doc": q.gold_doc,
+                "contexts": [c.doc_id for c in a.contexts],
+                "em": metrics.exact_match(plain, q.answers),
+                "f1": metrics.f1_score(plain, q.answers),
+                "contained": metrics.answer_contained(plain, q.answers),
                 "citation_precision": metrics.citation_precision(
                     [(c.doc_id, c.text) for c in a.citations], gold_doc=q.gold_doc, golds=q.answers
                 ),
@@ -126,6 +131,27 @@ def generation_pass(
             }
         )
     return rows
+
+
+def answer_summary(rows: Sequence[dict], *, judge_label: str, judge_threshold: float) -> dict:
+    """Means of the generation pass's per-answer figures."""
+
+    def avg(key: str) -> float | None:
+        return metrics.mean(r[key] for r in rows)
+
+    return {
+        "questions": len(rows),
+        "exact_match": avg("em"),
+        "f1": avg("f1"),
+        "answer_contained": avg("contained"),
+        "citation_precision": avg("citation_precision"),
+        "answers_with_citations": sum(r["citation_precision"] is not None for r in rows),
+        "context_relevance": avg("context_precision"),
+        "supporting_passage_in_context": avg("gold_in_context"),
+        "faithfulness": avg("faithfulness"),
+        "judge": f"{judge_label}, supported when score >= {judge_threshold}",
+        "mean_seconds": avg("seconds"),
+    }
 
 
 def noise_pass(
@@ -156,8 +182,9 @@ def noise_pass(
             g = client.generation.generate(
                 messages=[("system", system), ("user", user)], max_new_tokens=max_new_tokens, temperature=0.0
             )
-            contained.append(metrics.answer_contained(g.text, q.answers))
-            f1.append(metrics.f1_score(g.text, q.answers))
+            plain = metrics.without_citations(g.text)
+            contained.append(metrics.answer_contained(plain, q.answers))
+            f1.append(metrics.f1_score(plain, q.answers))
         out.append(
             {
                 "noise_passages": level,
@@ -269,22 +296,7 @@ def evaluate_set(
         }
 
     def summary(rows: list[dict]) -> dict:
-        def avg(key: str) -> float | None:
-            return metrics.mean(r[key] for r in rows)
-
-        return {
-            "questions": len(rows),
-            "exact_match": avg("em"),
-            "f1": avg("f1"),
-            "answer_contained": avg("contained"),
-            "citation_precision": avg("citation_precision"),
-            "answers_with_citations": sum(r["citation_precision"] is not None for r in rows),
-            "context_relevance": avg("context_precision"),
-            "supporting_passage_in_context": avg("gold_in_context"),
-            "faithfulness": avg("faithfulness"),
-            "judge": f"{judge_label}, supported when score >= {judge_threshold}",
-            "mean_seconds": avg("seconds"),
-        }
+        return answer_summary(rows, judge_label=judge_label, judge_threshold=judge_threshold)
 
     return {
         "set": evalset.name,

@@ -175,3 +175,92 @@ def rag_chart(report: dict, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+_ADAPTER_METRICS = (
+    ("exact match", "exact_match"),
+    ("F1", "f1"),
+    ("answer contains gold", "answer_contained"),
+    ("citation precision", "citation_precision"),
+    ("faithfulness", "faithfulness"),
+)
+
+
+def adapter_table(report: dict):
+    from rich.table import Table
+
+    d, g, job = report["domain"], report["general"], report["training"]["job"]
+    table = Table(
+        title=f"adapter trained on {d['set']} ({d['train_questions']} questions of {d['train_paragraphs']} "
+        f"paragraphs) vs the base model",
+        show_edge=False,
+    )
+    for name in ("split", "metric", "base", "adapter", "change"):
+        table.add_column(name, justify="left" if name in ("split", "metric") else "right")
+    s = report["summary"]
+    for split, label in (("domain", f"{d['set']} held out"), ("general", g["set"])):
+        base = s["base"][split]
+        tuned = s.get("adapter", {}).get(split)
+        for i, (name, key) in enumerate(_ADAPTER_METRICS):
+            change = (report["deltas"] or {}).get(split, {}).get(key)
+            table.add_row(
+                f"{label} ({base['questions']} q)" if i == 0 else "",
+                name,
+                _fmt(base[key]),
+                _fmt(tuned[key]) if tuned else "n/a",
+                "n/a" if change is None else f"{change:+.3f}",
+            )
+        table.add_section()
+    m = job["metrics"]
+    if "task_loss" in m:
+        table.add_row(
+            "training job", "held-out task loss", _fmt(m.get("base_task_loss")), _fmt(m["task_loss"]), ""
+        )
+        table.add_row("", "general loss", _fmt(m.get("base_general_loss")), _fmt(m.get("general_loss")), "")
+    table.add_row("", f"job {job['phase']}", "", job["message"][:60], "")
+    if report["verdict"]:
+        v = report["verdict"]
+        table.add_section()
+        table.add_row(
+            "verdict",
+            v["rule"],
+            "",
+            f"helps domain: {v['helps_domain']}",
+            f"general holds: {v['general_within_tolerance']}",
+        )
+    return table
+
+
+def adapter_chart(report: dict, path: Path) -> Path:
+    """Left: answer metrics of base and adapter per split; right: the job's held-out losses."""
+    plt = _pyplot()
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [3, 1]})
+    s = report["summary"]
+    keys = ("exact_match", "f1", "answer_contained")
+    groups = [(split, arm) for split in ("domain", "general") for arm in ("base", "adapter") if arm in s]
+    width = 0.8 / len(keys)
+    for j, key in enumerate(keys):
+        values = [s[arm][split][key] or 0.0 for split, arm in groups]
+        bars = left.bar([i + (j - 1) * width for i in range(len(groups))], values, width, label=key)
+        left.bar_label(bars, fmt="%.2f", fontsize=7)
+    names = {"domain": f"{report['domain']['set']} held out", "general": report["general"]["set"]}
+    left.set_xticks(range(len(groups)), [f"{names[split]}\n{arm}" for split, arm in groups], fontsize=8)
+    left.set_ylim(0, 1.05)
+    left.set_title("answers through Ask, base model vs tenant adapter")
+    left.legend(fontsize=8)
+    m = report["training"]["job"]["metrics"]
+    if "task_loss" in m:
+        labels = ["task", "general"]
+        xs = range(len(labels))
+        for shift, arm, prefix in ((-0.2, "base", "base_"), (0.2, "adapter", "")):
+            values = [m.get(f"{prefix}{name}_loss", 0.0) for name in labels]
+            right.bar([x + shift for x in xs], values, 0.4, label=arm)
+        right.set_xticks(list(xs), labels)
+        right.legend(fontsize=8)
+    right.set_title("training job: held-out loss")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
