@@ -1,7 +1,8 @@
 """A small build of the default reranker for tests, made once and cached across runs and tiers.
 
 The recipe of ``lorag prepare-models`` made cheap (about a minute on 2 cores): fewer steps,
-shorter inputs, most layers frozen, negatives from other articles only. Good enough to tell a
+shorter inputs, most layers frozen, negatives from other articles only, the lexical-match weight
+fitted on few validation questions. Good enough to tell a
 relevant passage from unrelated ones, not for quality figures. Tiers share it through
 ``LORAG_RERANKING_*`` settings (``QUICK_ENV``); a file lock serialises concurrent builds.
 """
@@ -24,6 +25,7 @@ QUICK = {
     "lr": 2e-4,
     "head_lr": 2e-3,
     "eval_questions": 10,
+    "validation_questions": 20,
 }
 QUICK_ENV = {"LORAG_RERANKING_ARTIFACTS_DIR": str(ROOT), "LORAG_RERANKING_BUILD_RECIPE": json.dumps(QUICK)}
 

@@ -212,14 +212,16 @@ class _Negatives:
     """Hard negatives of a training question: the best other paragraphs of its article by BM25
     and by the bi-encoder, plus paragraphs of other articles."""
 
-    def __init__(self, recipe: Recipe, queries: list[Any], *, embed, rng: random.Random) -> None:
-        self.recipe, self.queries, self.embed, self.rng = recipe, queries, embed, rng
+    def __init__(
+        self, recipe: Recipe, queries: list[Any], *, used: list[Any], embed, rng: random.Random
+    ) -> None:
+        self.recipe, self.queries, self.used, self.embed, self.rng = recipe, queries, used, embed, rng
         self._bm25: dict[tuple[str, ...], Any] = {}
         self._dense: dict[tuple[str, ...], tuple[Any, dict[str, Any]]] = {}
 
     def _dense_scores(self, q) -> Any:
         if q.paragraphs not in self._dense:
-            texts = sorted({x.text for x in self.queries if x.paragraphs is q.paragraphs})
+            texts = sorted({x.text for x in self.used if x.paragraphs is q.paragraphs})
             vecs = self.embed(texts, "query")
             self._dense[q.paragraphs] = (
                 self.embed(list(q.paragraphs), "passage"),
@@ -294,9 +296,11 @@ def train(
     )
     if recipe.dense_hard_negatives and embed is None:
         embed = _embedder(recipe)
-    negatives_of = _Negatives(recipe, queries, embed=embed, rng=rng)
     order = list(range(len(queries)))
     rng.shuffle(order)
+    seen = recipe.steps * recipe.questions_per_step
+    used = [queries[order[i % len(order)]] for i in range(min(seen, len(order)))]
+    negatives_of = _Negatives(recipe, queries, used=used, embed=embed, rng=rng)
     group = 1 + recipe.hard_negatives + recipe.dense_hard_negatives + recipe.random_negatives
     losses: list[float] = []
     model.train()
