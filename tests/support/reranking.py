@@ -19,6 +19,7 @@ QUICK = {
     "steps": 60,
     "questions_per_step": 8,
     "hard_negatives": 0,
+    "dense_hard_negatives": 0,
     "random_negatives": 1,
     "train_max_length": 128,
     "frozen_layers": 2,
