@@ -3,7 +3,9 @@
 Pure logic on plain Python types (no grpc, no ray). A reranker is a Hugging Face
 sequence-classification model with one output (a cross-encoder); the score of a pair is the
 sigmoid of its logit. The default reranker is built locally (:mod:`lorag.reranking.prepare`);
-until it is built, the default model scores with bi-encoder cosine instead and says so.
+until it is built, the default model scores with bi-encoder cosine instead and says so. A built
+model may carry a lexical-match feature (:mod:`lorag.reranking.lexical`) whose weighted value is
+added to every pair's logit, adapter rows included.
 
 Per-tenant adapters: :func:`score_pairs` runs one forward pass whose rows may each use another
 LoRA adapter of a peft model (``adapter_names``; ``"__base__"`` = no adapter), so requests for

