@@ -65,11 +65,11 @@ class Recipe:
     questions_per_step: int = 8
     frozen_layers: int = 2  # embeddings and the lowest encoder layers stay as they are (cheaper)
     hard_negatives: int = 2  # from BM25's top paragraphs of the same article
-    dense_hard_negatives: int = 2  # from the bi-encoder's top paragraphs of the same article
+    dense_hard_negatives: int = 1  # from the bi-encoder's top paragraphs of the same article
     hard_pool: int = 6  # ... sampled among this many
     random_negatives: int = 0  # from other articles
     train_max_length: int = 256  # 160 cut 52% of SQuAD's gold pairs (9% lost the answer), 256: 10% (1%)
-    train_batch_pairs: int = 16  # pairs per forward pass (sorted by length, one backward per step)
+    train_batch_pairs: int = 8  # pairs per forward pass (sorted by length, one backward per step)
     lr: float = 1e-4
     head_lr: float = 1e-3
     warmup_fraction: float = 0.1
