@@ -22,6 +22,7 @@ QUICK = {
     "dense_hard_negatives": 0,
     "random_negatives": 1,
     "train_max_length": 128,
+    "train_batch_pairs": 16,  # one forward pass per step: the pairs are short
     "frozen_layers": 2,
     "lr": 2e-4,
     "head_lr": 2e-3,
