@@ -15,6 +15,7 @@ from lorag.apps import APPS_BY_NAME
 from lorag.client import AsyncClient
 from lorag.common.hosts import start_inprocess
 from lorag.common.v1 import common_pb2
+from lorag.reranking.prepare import Recipe
 from lorag.reranking.v1 import reranking_pb2 as pb
 from tests.integration.conftest import expect_status
 from tests.support.adapters import synthetic_llama_adapter
@@ -61,10 +62,21 @@ def request(query, texts, **kwargs):
 
 async def test_the_built_cross_encoder_is_listed_with_its_evaluation(built):
     (model,) = (await built.reranking.ListRerankerModels(pb.ListRerankerModelsRequest())).models
-    assert (model.name, model.is_default, model.max_seq_length) == ("minilm-l6-squad", True, 256)
-    assert model.scoring_method == pb.SCORING_METHOD_CROSS_ENCODER and not model.note
+    recipe = Recipe.from_settings(quick_settings())
+    assert (model.name, model.is_default) == ("minilm-l6-squad", True)
+    assert model.max_seq_length == recipe.eval_max_length  # the length it was evaluated at
+    assert model.scoring_method == pb.SCORING_METHOD_CROSS_ENCODER
     assert len(model.version) == 16 and len(model.weights_sha256) == 64
-    assert {"ndcg_at_10_cross_encoder", "ndcg_at_10_bi_encoder", "ndcg_at_10_bm25"} <= set(model.metrics)
+    assert {
+        "ndcg_at_10_reranker",
+        "ndcg_at_10_cross_encoder",
+        "ndcg_at_10_bi_encoder",
+        "ndcg_at_10_bm25",
+        "validation_ndcg_at_10_reranker",
+    } <= set(model.metrics)
+    # The score adds the model's lexical-match feature, with the weight fitted on validation.
+    assert model.metrics["lexical_weight"] > 0
+    assert f"{model.metrics['lexical_weight']:g} x BM25" in model.note
 
 
 async def test_a_relevant_passage_reranks_above_unrelated_ones(built):

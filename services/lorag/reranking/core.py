@@ -3,7 +3,9 @@
 Pure logic on plain Python types (no grpc, no ray). A reranker is a Hugging Face
 sequence-classification model with one output (a cross-encoder); the score of a pair is the
 sigmoid of its logit. The default reranker is built locally (:mod:`lorag.reranking.prepare`);
-until it is built, the default model scores with bi-encoder cosine instead and says so.
+until it is built, the default model scores with bi-encoder cosine instead and says so. A built
+model may carry a lexical-match feature (:mod:`lorag.reranking.lexical`) whose weighted value is
+added to every pair's logit, adapter rows included.
 
 Per-tenant adapters: :func:`score_pairs` runs one forward pass whose rows may each use another
 LoRA adapter of a peft model (``adapter_names``; ``"__base__"`` = no adapter), so requests for
@@ -26,6 +28,7 @@ import numpy as np
 from lorag.common.errors import FailedPrecondition, InvalidArgument, LoragError, NotFound
 from lorag.common.safeload import require_safetensors_adapter
 from lorag.embedding import models as model_files
+from lorag.reranking.lexical import LexicalMatch
 from lorag.reranking.settings import BUILT_PREFIX, RerankerModelSpec, RerankingSettings
 
 #: Adapter name that means "the base model" in ``adapter_names`` (peft's convention).
@@ -91,6 +94,7 @@ class _Reranker:
     note: str = ""
     version: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+    lexical: LexicalMatch | None = None  # a built model's lexical-match feature (added to the logit)
     lock: threading.Lock = field(default_factory=threading.Lock)
     checked_at: float = field(default_factory=time.monotonic)
 
@@ -284,8 +288,18 @@ class RerankingCore:
         if self.settings.quantize:
             model, quantized = model_files.quantize_int8(model)
             sha = model_files.variant_sha256(sha, "int8-dynamic" if quantized else None)
-        limits = [spec.max_seq_length or DEFAULT_MAX_SEQ_LENGTH, model.config.max_position_embeddings]
         manifest = _read_manifest(path)
+        limits = [
+            spec.max_seq_length or manifest.get("max_seq_length") or DEFAULT_MAX_SEQ_LENGTH,
+            model.config.max_position_embeddings,
+        ]
+        lexical = LexicalMatch.load(path)
+        note = ""
+        if lexical is not None and lexical.weight:
+            note = (
+                f"score = sigmoid(cross-encoder logit + {lexical.weight:g} x BM25 of the passage for the "
+                "query), with term statistics fitted on the model's training paragraphs"
+            )
         return _Reranker(
             name=name,
             method=CROSS_ENCODER,
@@ -294,8 +308,10 @@ class RerankingCore:
             max_seq_length=int(min(limits)),
             weights_sha256=sha,
             quantized=quantized,
+            note=note,
             version=str(manifest.get("version", "")),
             metrics={k: float(v) for k, v in manifest.get("metrics", {}).items()},
+            lexical=lexical if lexical is not None and lexical.weight else None,
         )
 
     def _stand_in(self, name: str, spec: RerankerModelSpec) -> _Reranker:
@@ -465,6 +481,9 @@ class RerankingCore:
                     max_length=r.max_seq_length,
                     batch_size=self.settings.inference_batch_size,
                 )
+            if r.lexical is not None:  # part of the model: one weighted feature per pair
+                lexical = [r.lexical.scores(jobs[j].query, jobs[j].passages) for j in members]
+                logits = logits + r.lexical.weight * np.concatenate(lexical).astype(np.float32)
             scores = sigmoid(logits)
             start = 0
             for j in members:
