@@ -117,3 +117,9 @@ def platform(tmp_path_factory, otlp_collector):
                 proc.wait()
     assert proc.returncode == 0, log_path.read_text()[-4000:]
     assert "stopped" in log_path.read_text()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Fault tests kill replicas of the session's one platform: they run after every other e2e
+    test, which then sees a platform that never lost a replica."""
+    items.sort(key=lambda item: "test_faults_e2e.py" in str(item.fspath))
