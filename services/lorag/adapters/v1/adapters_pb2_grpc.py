@@ -146,7 +146,9 @@ class AdapterServiceServicer:
         following ones carry the file chunks (about 1 MiB each). The adapter is created if it does
         not exist. Files are hashed while streaming and written to a staging area; nothing is visible
         until validation passes (safetensors only, adapter_config.json of a LoRA matching the base
-        model, known target modules, tensor shapes, rank and size limits, path-safe names). Uploading
+        model, known target modules, tensor shapes, finite tensor values, rank and size limits,
+        path-safe names; an archive's members are checked from its headers before extraction: count,
+        names, regular files only, sizes and compression ratio). Uploading
         content identical to an existing version of the adapter returns that version (no new version,
         no second blob). Errors: INVALID_ARGUMENT for a malformed or truncated stream or failed
         validation, including a `total_size` over the adapter size limit (the message says what is
