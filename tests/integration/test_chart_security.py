@@ -4,36 +4,22 @@ Ingress (Ray Serve's gRPC proxy has none of its own)."""
 from __future__ import annotations
 
 import base64
-import os
 
 import pytest
 
-from tests.support.helm import CHART, ensure_tools, find, helm_template, render
+from tests.support.helm import CHART, find, helm_template, ray_pod_specs, render, require_tools
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _helm():
-    why = ensure_tools()
-    if why:
-        if os.environ.get("CI"):
-            pytest.fail(f"helm could not be installed: {why}")
-        pytest.skip(f"helm could not be installed: {why}")
+    require_tools()
 
 
 def _lorag_containers(docs: list[dict]):
     """Every container that runs lorag code (Ray head/workers, their init containers, training)."""
-    for d in docs:
-        if d["kind"] == "RayService":
-            cluster = d["spec"]["rayClusterConfig"]
-        elif d["kind"] == "RayJob":
-            cluster = d["spec"]["rayClusterSpec"]
-        else:
-            continue
-        for spec in [cluster["headGroupSpec"]["template"]["spec"]] + [
-            g["template"]["spec"] for g in cluster["workerGroupSpecs"]
-        ]:
-            yield from spec.get("initContainers", [])
-            yield from spec["containers"]
+    for spec in ray_pod_specs(docs):
+        yield from spec.get("initContainers", [])
+        yield from spec["containers"]
 
 
 def _env(container: dict, name: str) -> dict | None:

@@ -50,3 +50,29 @@ def render(*args: str, **kwargs) -> list[dict]:
 
 def find(docs: list[dict], kind: str, name: str | None = None) -> list[dict]:
     return [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+
+
+def require_tools() -> None:
+    """Skip a chart test when the toolkit cannot be installed on a developer machine (no registry
+    access); fail instead under CI, which installs the tools in `make chart` first."""
+    import pytest
+
+    why = ensure_tools()
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(f"helm could not be installed: {why}")
+        pytest.skip(f"helm could not be installed: {why}")
+
+
+def ray_pod_specs(docs: list[dict]):
+    """The pod templates of RayService and RayJob clusters (head and worker groups)."""
+    for d in docs:
+        if d["kind"] == "RayService":
+            cluster = d["spec"]["rayClusterConfig"]
+        elif d["kind"] == "RayJob":
+            cluster = d["spec"]["rayClusterSpec"]
+        else:
+            continue
+        yield cluster["headGroupSpec"]["template"]["spec"]
+        for group in cluster["workerGroupSpecs"]:
+            yield group["template"]["spec"]
