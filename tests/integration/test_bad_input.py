@@ -45,7 +45,7 @@ from lorag.generation.v1 import generation_pb2 as gpb
 from lorag.rag.v1 import rag_pb2
 from lorag.reranking.v1 import reranking_pb2 as kpb
 from lorag.retrieval.v1 import retrieval_pb2 as rpb
-from tests.support.adapters import build_llama_adapter
+from tests.support.adapters import build_llama_adapter, write_tar
 
 TENANT = "bad-input"
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -1015,22 +1015,11 @@ def _zip_bomb(path_name: str = "adapter_model.safetensors", size: int = 4 << 20)
 
 
 def _tar(members: list[tuple[str, bytes, bytes]], *, gz: bool = True) -> bytes:
-    """A tar archive of (name, type flag, data) members; type b"0" file, b"2" symlink, b"1"
-    hardlink, b"3" character device."""
+    """A tar archive of (name, type flag, data) members (see ``write_tar``)."""
     import io
-    import tarfile
 
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz" if gz else "w") as tf:
-        for name, kind, data in members:
-            info = tarfile.TarInfo(name)
-            info.type = kind
-            if kind == tarfile.REGTYPE:
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
-            else:
-                info.linkname = data.decode() if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE) else ""
-                tf.addfile(info)
+    write_tar(buf, members, mode="w:gz" if gz else "w")
     return buf.getvalue()
 
 

@@ -150,3 +150,24 @@ def synthetic_llama_adapter(
     cfg.update(config or {})
     (out / "adapter_config.json").write_text(json.dumps(cfg))
     return out
+
+
+def write_tar(fileobj, members, *, mode: str = "w:gz") -> None:
+    """Write a tar archive of ``members`` (name, type flag, data or link target) to ``fileobj``
+    (a path or a binary file); type flags: b"0" file, b"1" hardlink, b"2" symlink, b"3" device."""
+    import io
+    import tarfile
+
+    opened = tarfile.open(fileobj, mode) if isinstance(fileobj, (str, Path)) else tarfile.open(
+        fileobj=fileobj, mode=mode
+    )
+    with opened as tf:
+        for name, kind, data in members:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            if kind == tarfile.REGTYPE:
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+            else:
+                info.linkname = data.decode() if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE) else ""
+                tf.addfile(info)

@@ -9,7 +9,7 @@ import pytest
 from lorag.adapters import validation
 from lorag.adapters.settings import DEFAULT_BASE_MODELS, BaseModelSpec
 from lorag.common.errors import FailedPrecondition, InvalidArgument
-from tests.support.adapters import synthetic_llama_adapter
+from tests.support.adapters import synthetic_llama_adapter, write_tar
 
 BASE = "smollm2-135m-instruct"
 SPEC = DEFAULT_BASE_MODELS[BASE]
@@ -368,19 +368,7 @@ def test_a_wrong_dtype_is_refused(tmp_path):
 
 def _tar(path, members, *, mode="w:gz"):
     """``members``: (name, type flag, data or link target)."""
-    import io
-    import tarfile
-
-    with tarfile.open(path, mode) as tf:
-        for name, kind, data in members:
-            info = tarfile.TarInfo(name)
-            info.type = kind
-            if kind == tarfile.REGTYPE:
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
-            else:
-                info.linkname = data.decode() if data else ""
-                tf.addfile(info)
+    write_tar(path, members, mode=mode)
     return path
 
 
