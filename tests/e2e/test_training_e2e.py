@@ -41,8 +41,14 @@ def test_a_job_runs_as_a_ray_task_and_its_canary_serves(tenant_admin, tmp_path):
     job = c.training.start(
         "gate-bot",
         dataset="gates",
-        hyperparameters={"rank": 4, "target_modules": ["q_proj", "v_proj"], "learning_rate": 3e-3,
-                         "batch_size": 4, "max_steps": 6, "seed": 3},  # fmt: skip
+        hyperparameters={
+            "rank": 4,
+            "target_modules": ["q_proj", "v_proj"],
+            "learning_rate": 3e-3,
+            "batch_size": 4,
+            "max_steps": 6,
+            "seed": 3,
+        },  # fmt: skip
         canary_weight=50,
     )
     deadline = time.monotonic() + 1700

@@ -155,7 +155,7 @@ async def test_no_secret_in_logs_error_details_or_settings(backends, debug_logs,
             admin_key[:-4] + "AAAA",  # one character off a valid key
             "not-a-key-" + secrets.token_hex(8),
             "x" * 5000 + secrets.token_hex(8),  # very long
-            "lrg_" + secrets.token_hex(8) + " \"quoted\" <tag> %s {}",  # format characters
+            "lrg_" + secrets.token_hex(8) + ' "quoted" <tag> %s {}',  # format characters
         ]
         keys.extend(bad)
         for key in bad:

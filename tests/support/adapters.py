@@ -158,8 +158,10 @@ def write_tar(fileobj, members, *, mode: str = "w:gz") -> None:
     import io
     import tarfile
 
-    opened = tarfile.open(fileobj, mode) if isinstance(fileobj, (str, Path)) else tarfile.open(
-        fileobj=fileobj, mode=mode
+    opened = (
+        tarfile.open(fileobj, mode)
+        if isinstance(fileobj, (str, Path))
+        else tarfile.open(fileobj=fileobj, mode=mode)
     )
     with opened as tf:
         for name, kind, data in members:

@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from lorag.adapters.core import AdapterRegistry, UploadMetadata
+from lorag.adapters.models import AdapterEventRow
 from lorag.adapters.routing import Routing, bucket, parse_ref
 from lorag.adapters.settings import AdapterSettings
 from lorag.common.db import Database
@@ -20,6 +21,7 @@ from lorag.common.errors import (
 )
 from lorag.common.tenancy import Principal, Quota, Role, TenantStore
 from tests.support.adapters import synthetic_llama_adapter
+from tests.support.migrations import registry_at
 
 
 @pytest.fixture
@@ -107,7 +109,7 @@ def test_quotas_are_resource_exhausted(registry, tmp_path):
 def test_aliases_rollback_and_revisions(registry, tmp_path):
     v1, _ = upload(registry, ADMIN, synthetic_llama_adapter(tmp_path / "a", seed=1))
     v2, _ = upload(registry, ADMIN, synthetic_llama_adapter(tmp_path / "b", seed=2))
-    start = registry.current_revision()
+    start = registry.current_revision("acme")
     _, r1 = registry.set_alias(ADMIN, adapter_name="bot", alias="production", version=1)
     same, r_same = registry.set_alias(ADMIN, adapter_name="bot", alias="production", version=1)
     assert r_same == r1 == start + 1  # no change, no new revision
@@ -115,21 +117,21 @@ def test_aliases_rollback_and_revisions(registry, tmp_path):
     assert (alias.version_id, alias.previous_version_id, r2) == (v2.version_id, v1.version_id, r1 + 1)
     back, r3 = registry.rollback(ADMIN, adapter_name="bot")
     assert (back.version_id, back.previous_version_id) == (v1.version_id, v2.version_id)
-    assert [e.revision for e in registry.events_after("acme", start)][-3:] == [r1, r2, r3]
-    assert registry.events_after("other", start) == []
+    assert [e.tenant_revision for e in registry.events_after("acme", start)][-3:] == [r1, r2, r3]
+    assert registry.events_after("other", 0) == []
     registry.set_alias(ADMIN, adapter_name="bot", alias="staging", version=2)
     with pytest.raises(FailedPrecondition, match="no previous version"):
         registry.rollback(ADMIN, adapter_name="bot", alias="staging")
     with pytest.raises(NotFound):
         registry.rollback(OTHER, adapter_name="bot")
     with pytest.raises(OutOfRange):
-        registry.check_watch_start(registry.current_revision() + 1)
+        registry.check_watch_start(registry.current_revision("acme") + 1, "acme")
 
 
 def test_concurrent_alias_writers_get_distinct_ordered_revisions(registry, tmp_path):
     for seed in (1, 2, 3):
         upload(registry, ADMIN, synthetic_llama_adapter(tmp_path / f"v{seed}", seed=seed))
-    start = registry.current_revision()
+    start = registry.current_revision("acme")
     results, errors = [], []
 
     def worker(i):
@@ -151,9 +153,87 @@ def test_concurrent_alias_writers_get_distinct_ordered_revisions(registry, tmp_p
     revisions = sorted(r for _, r in results)
     assert revisions == list(range(start + 1, start + 17))
     events = registry.events_after("acme", start)
-    assert [e.revision for e in events] == revisions
+    assert [e.tenant_revision for e in events] == revisions
     final = registry.resolve("acme", "bot@canary")
     assert final.version_id == events[-1].version_id
+
+
+def test_each_tenant_sees_only_its_own_revisions(registry, tmp_path):
+    """Another tenant's changes move the registry-wide revision, never this tenant's."""
+    upload(registry, ADMIN, synthetic_llama_adapter(tmp_path / "a", seed=1))
+    upload(registry, OTHER, synthetic_llama_adapter(tmp_path / "o", seed=3), name="theirs")
+    mine = registry.current_revision("acme")
+    theirs = registry.current_revision("other")
+    overall = registry.current_revision()
+    assert (mine, theirs, overall) == (1, 1, 2)  # one version each
+    for i in range(5):  # the other tenant is busy
+        registry.set_alias(OTHER, adapter_name="theirs", alias="canary", version=1, traffic_weight=i + 1)
+    assert registry.current_revision("acme") == mine
+    _, r = registry.set_alias(ADMIN, adapter_name="bot", alias="production", version=1)
+    assert r == mine + 1  # no gap for the other tenant's five changes
+    assert registry.resolve("acme", "bot@production").revision == r
+    assert registry.resolve("other", "theirs@canary").revision == theirs + 5
+    assert registry.current_revision() == overall + 6
+    assert [e.tenant_revision for e in registry.events_after("acme", 0)] == [1, 2]
+    assert [e.tenant_revision for e in registry.events_after("other", 0)] == [1, 2, 3, 4, 5, 6]
+    every = registry.events_after(None, overall)  # what replicas follow: all tenants, global order
+    assert [e.revision for e in every] == list(range(overall + 1, overall + 7))
+    assert [(e.tenant_id, e.tenant_revision) for e in every][-1] == ("acme", 2)
+    assert registry.check_watch_start(1, "acme") == 1
+    with pytest.raises(OutOfRange, match="outside 0..2"):
+        registry.check_watch_start(3, "acme")  # the registry-wide revision means nothing here
+    audit = registry.list_audit_events(ADMIN).items
+    assert [e.details["revision"] for e in audit if e.action == "alias.set"] == [r]
+
+
+def test_a_watch_from_a_pruned_tenant_revision_is_out_of_range(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'registry.db'}")
+    try:
+        TenantStore(db).create_tenant(tenant_id="acme", actor="test")
+        reg = AdapterRegistry.build(db, data_dir=tmp_path, settings=AdapterSettings())
+        upload(reg, ADMIN, synthetic_llama_adapter(tmp_path / "a", seed=1))
+        for i in range(8):
+            reg.set_alias(ADMIN, adapter_name="bot", alias="canary", version=1, traffic_weight=i + 1)
+        with db.session.begin() as s:  # what the periodic pruning does
+            s.execute(sa.delete(AdapterEventRow).where(AdapterEventRow.revision <= 6))
+        assert reg.check_watch_start(6, "acme") == 6  # events 7..9 are kept
+        with pytest.raises(OutOfRange, match="older than the retained history"):
+            reg.check_watch_start(5, "acme")
+    finally:
+        db.dispose()
+
+
+def test_migrating_numbers_existing_events_per_tenant(tmp_path):
+    """A registry at 0007 (one registry-wide revision) gets per-tenant revisions 1, 2, … in order."""
+    insert = (
+        "INSERT INTO adapter_events (revision, tenant_id, type, adapter_name, kind, alias, version_id, "
+        "version, traffic_weight, created_at) VALUES "
+        "(:r, :t, 'ALIAS_SET', 'bot', 'generation', 'production', 'av_x', 1, 0, CURRENT_TIMESTAMP)"
+    )
+    events = [(3, "acme"), (4, "other"), (5, "acme"), (6, "acme"), (7, "other")]
+    url = registry_at(
+        tmp_path / "registry.db",
+        "0007",
+        *[(insert, {"r": r, "t": t}) for r, t in events],
+        ("UPDATE registry_revision SET revision = 7", {}),
+    )
+    db = Database(url)  # migrates to head
+    try:
+        reg = AdapterRegistry.build(db, data_dir=tmp_path, settings=AdapterSettings())
+        assert [(e.revision, e.tenant_revision) for e in reg.events_after("acme", 0)] == [
+            (3, 1),
+            (5, 2),
+            (6, 3),
+        ]
+        assert [(e.revision, e.tenant_revision) for e in reg.events_after("other", 0)] == [(4, 1), (7, 2)]
+        assert (reg.current_revision("acme"), reg.current_revision("other"), reg.current_revision()) == (
+            3,
+            2,
+            7,
+        )
+        assert reg.current_revision("new") == 0
+    finally:
+        db.dispose()
 
 
 def test_bare_names_route_to_canary_by_request_id(registry, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from lorag.common.auth import SECRET_FILE, Authenticator, embedded_secret, load_key_hasher
-from lorag.common.db import MIGRATIONS_DIR, Database, make_engine
+from lorag.common.db import Database
 from lorag.common.errors import FailedPrecondition, Unauthenticated
 from lorag.common.settings import LoragSettings
 from lorag.common.tenancy import (
@@ -24,6 +24,7 @@ from lorag.common.tenancy import (
     TenantStore,
     legacy_hash,
 )
+from tests.support.migrations import registry_at
 
 SECRET_A = b"a" * 40
 SECRET_B = b"b" * 40
@@ -185,34 +186,22 @@ def test_a_secret_file_readable_by_others_is_tightened(tmp_path):
 
 def test_keys_of_a_registry_from_before_the_secret_verify_after_migrating(tmp_path):
     """A registry at revision 0006 (plain SHA-256 keys) upgrades to the hash-scheme column."""
-    from alembic import command
-    from alembic.config import Config
-
-    url = f"sqlite:///{tmp_path / 'registry.db'}"
-    engine = make_engine(url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0006")
     key = "lrg_0123456789abcdef_" + "x" * 43
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO tenants (tenant_id, display_name, max_documents, max_adapters, "
-                "max_requests_per_minute, max_storage_bytes, created_at) VALUES "
-                "('acme', '', 0, 0, 0, 0, CURRENT_TIMESTAMP)"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO api_keys (key_id, tenant_id, key_hash, role, description, created_by, "
-                "created_at) VALUES ('0123456789abcdef', 'acme', :h, 'ADMIN', '', 't', CURRENT_TIMESTAMP)"
-            ),
+    url = registry_at(
+        tmp_path / "registry.db",
+        "0006",
+        (
+            "INSERT INTO tenants (tenant_id, display_name, max_documents, max_adapters, "
+            "max_requests_per_minute, max_storage_bytes, created_at) VALUES "
+            "('acme', '', 0, 0, 0, 0, CURRENT_TIMESTAMP)",
+            {},
+        ),
+        (
+            "INSERT INTO api_keys (key_id, tenant_id, key_hash, role, description, created_by, "
+            "created_at) VALUES ('0123456789abcdef', 'acme', :h, 'ADMIN', '', 't', CURRENT_TIMESTAMP)",
             {"h": legacy_hash(key)},
-        )
-    engine.dispose()
-
+        ),
+    )
     db = Database(url)  # migrates to head
     try:
         assert _stored(db, "0123456789abcdef") == (legacy_hash(key), SCHEME_SHA256)

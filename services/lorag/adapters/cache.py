@@ -56,11 +56,16 @@ class VersionFiles:
 
 @dataclass(frozen=True)
 class RevisionEvent:
-    """A registry change; ``adapter_name`` empty for the marker that opens a watch stream."""
+    """A registry change; ``adapter_name`` empty for the marker that opens a watch stream.
+
+    ``revision`` is the watch stream's cursor; ``tenant_revision`` the tenant's own revision after
+    the change, the one resolutions carry (0: the same as ``revision``, for a one-tenant stream).
+    """
 
     revision: int
     tenant_id: str = ""
     adapter_name: str = ""
+    tenant_revision: int = 0
 
 
 class RegistryClient(Protocol):
@@ -199,7 +204,8 @@ class AdapterCache:
         return resolution
 
     def invalidate(self, tenant_id: str, adapter_name: str, revision: int = 0) -> None:
-        """Forget resolutions of one adapter (called for each registry event)."""
+        """Forget resolutions of one adapter (called for each registry event); ``revision`` is the
+        tenant's own revision after the change."""
         self._changed_at[(tenant_id, adapter_name)] = max(
             revision, self._changed_at.get((tenant_id, adapter_name), 0)
         )
@@ -356,7 +362,9 @@ class AdapterCache:
                     backoff = 0.2
                     self._revision = max(self._revision, event.revision)
                     if event.adapter_name:
-                        self.invalidate(event.tenant_id, event.adapter_name, event.revision)
+                        self.invalidate(
+                            event.tenant_id, event.adapter_name, event.tenant_revision or event.revision
+                        )
             except asyncio.CancelledError:
                 self.watching = False
                 raise

@@ -2,9 +2,9 @@
 
 * :class:`LocalRegistryClient` talks to the registry in-process (same SQL registry and blob store),
   for replicas of generation and reranking inside the platform: one client serves every tenant,
-  and its watch follows the changes of all tenants.
+  and its watch follows the changes of all tenants (registry-wide revisions).
 * :class:`GrpcRegistryClient` talks to AdapterService over gRPC with one API key, so it serves the
-  tenant of that key only (for deployments outside the platform).
+  tenant of that key only (for deployments outside the platform); its revisions are the tenant's.
 """
 
 from __future__ import annotations
@@ -58,7 +58,12 @@ class LocalRegistryClient:
             events = await asyncio.to_thread(registry.events_after, None, cursor)
             for e in events:
                 cursor = e.revision
-                yield RevisionEvent(revision=e.revision, tenant_id=e.tenant_id, adapter_name=e.adapter_name)
+                yield RevisionEvent(
+                    revision=e.revision,
+                    tenant_id=e.tenant_id,
+                    adapter_name=e.adapter_name,
+                    tenant_revision=e.tenant_revision,
+                )
             if len(events) < 500:
                 await registry.changes.wait(self.poll_interval_s)
 

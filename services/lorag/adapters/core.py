@@ -7,8 +7,10 @@ own prefix, then the registry row in one transaction. A failure at any step leav
 
 Every change of aliases, versions or adapters bumps the single registry revision in the same
 transaction; updating that one row is also what serialises concurrent writers, so revisions are
-strictly increasing in commit order and watchers never miss one. All methods are blocking (SQL and
-blob I/O): call them off the event loop.
+strictly increasing in commit order and watchers never miss one. The same change bumps the
+tenant's own revision, the only one a tenant is shown (in responses, events and audit details):
+one more per change of its registry, with no gaps, so it tells nothing of other tenants' activity.
+All methods are blocking (SQL and blob I/O): call them off the event loop.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
@@ -39,6 +41,7 @@ from lorag.adapters.models import (
     AdapterRow,
     AdapterVersionRow,
     RegistryRevisionRow,
+    TenantRevisionRow,
 )
 from lorag.adapters.routing import (
     CANARY,
@@ -145,6 +148,13 @@ class _Target:
 class _Duplicate(Exception):
     def __init__(self, version: AdapterVersionRow) -> None:
         self.version = version
+
+
+class Revisions(NamedTuple):
+    """The revisions a change took: registry-wide (internal) and the tenant's own (shown to it)."""
+
+    registry: int
+    tenant: int
 
 
 class _NoChange(Exception):
@@ -311,7 +321,8 @@ class AdapterRegistry:
         require_role(principal, Role.ADMIN)
         check_adapter_name(name)
         with self.db.session.begin() as s:
-            revision = self._bump(s)
+            rev = self._bump(s, principal.tenant_id)
+            revision = rev.tenant
             row = self._require_adapter(s, principal.tenant_id, name)
             alias_count = s.scalar(
                 select(func.count())
@@ -330,7 +341,7 @@ class AdapterRegistry:
             s.execute(delete(AdapterAliasRow).where(AdapterAliasRow.adapter_id == row.adapter_id))
             s.execute(delete(AdapterVersionRow).where(AdapterVersionRow.adapter_id == row.adapter_id))
             s.execute(delete(AdapterRow).where(AdapterRow.adapter_id == row.adapter_id))
-            self._event(s, revision, row, EVENT_ADAPTER_DELETED)
+            self._event(s, rev, row, EVENT_ADAPTER_DELETED)
             s.add(
                 _audit(
                     principal.tenant_id,
@@ -578,7 +589,8 @@ class AdapterRegistry:
             raise InvalidArgument(f"only the {CANARY!r} alias takes a traffic weight", field="traffic_weight")
         try:
             with self.db.session.begin() as s:
-                revision = self._bump(s)
+                rev = self._bump(s, principal.tenant_id)
+                revision = rev.tenant
                 a = self._require_adapter(s, principal.tenant_id, adapter_name)
                 v = s.scalar(
                     select(AdapterVersionRow).where(
@@ -607,7 +619,7 @@ class AdapterRegistry:
                 row.updated_by = principal.key_id
                 row.updated_at = utcnow()
                 a.updated_at = row.updated_at
-                self._event(s, revision, a, EVENT_ALIAS_SET, alias=alias, version=v, weight=traffic_weight)
+                self._event(s, rev, a, EVENT_ALIAS_SET, alias=alias, version=v, weight=traffic_weight)
                 s.add(
                     _audit(
                         principal.tenant_id,
@@ -628,7 +640,7 @@ class AdapterRegistry:
                 info = _alias_info(a.name, row, v.version)
         except _NoChange:
             info = self._alias(principal.tenant_id, adapter_name, alias)
-            return info, self.current_revision()
+            return info, self.current_revision(principal.tenant_id)
         _count_alias_change(principal.tenant_id, alias, "set")
         self.changes.notify()
         return info, revision
@@ -638,12 +650,13 @@ class AdapterRegistry:
         check_adapter_name(adapter_name, field="adapter_name")
         check_alias(alias)
         with self.db.session.begin() as s:
-            revision = self._bump(s)
+            rev = self._bump(s, principal.tenant_id)
+            revision = rev.tenant
             a = self._require_adapter(s, principal.tenant_id, adapter_name)
             row = self._require_alias(s, a, alias)
             s.delete(row)
             a.updated_at = utcnow()
-            self._event(s, revision, a, EVENT_ALIAS_DELETED, alias=alias)
+            self._event(s, rev, a, EVENT_ALIAS_DELETED, alias=alias)
             s.add(
                 _audit(
                     principal.tenant_id,
@@ -667,7 +680,8 @@ class AdapterRegistry:
         check_alias(alias or PRODUCTION)
         alias = alias or PRODUCTION
         with self.db.session.begin() as s:
-            revision = self._bump(s)
+            rev = self._bump(s, principal.tenant_id)
+            revision = rev.tenant
             a = self._require_adapter(s, principal.tenant_id, adapter_name)
             row = self._require_alias(s, a, alias)
             if not row.previous_version_id:
@@ -682,9 +696,7 @@ class AdapterRegistry:
             row.updated_by = principal.key_id
             row.updated_at = utcnow()
             a.updated_at = row.updated_at
-            self._event(
-                s, revision, a, EVENT_ALIAS_SET, alias=alias, version=target, weight=row.traffic_weight
-            )
+            self._event(s, rev, a, EVENT_ALIAS_SET, alias=alias, version=target, weight=row.traffic_weight)
             s.add(
                 _audit(
                     principal.tenant_id,
@@ -738,7 +750,7 @@ class AdapterRegistry:
         parsed = parse_ref(ref)
         request_id = check_request_id(request_id) if parsed.bare else request_id
         with self.db.session() as s:
-            revision = self._revision(s)
+            revision = self._tenant_revision(s, tenant_id)
             a = self._require_adapter(s, tenant_id, parsed.name, what=ref)
             if parsed.version:
                 v = s.scalar(
@@ -791,32 +803,51 @@ class AdapterRegistry:
             return _resolution(a, v, alias=alias, revision=revision, request_id=request_id, routing=routing)
 
     # -- revisions and events ---------------------------------------------------------------
-    def current_revision(self) -> int:
+    def current_revision(self, tenant_id: str | None = None) -> int:
+        """The revision of ``tenant_id``'s registry (``None``: the registry-wide one, for replicas)."""
         with self.db.session() as s:
-            return self._revision(s)
+            return self._revision(s) if tenant_id is None else self._tenant_revision(s, tenant_id)
 
     def events_after(
         self, tenant_id: str | None, revision: int, *, limit: int = 500
     ) -> list[AdapterEventRow]:
-        """Events after ``revision`` of one tenant (``None``: of all tenants, for replicas)."""
+        """Events of one tenant after its revision ``revision`` (``None``: of all tenants after the
+        registry-wide ``revision``, for replicas)."""
         with self.db.session() as s:
-            q = select(AdapterEventRow).where(AdapterEventRow.revision > revision)
-            if tenant_id is not None:
-                q = q.where(AdapterEventRow.tenant_id == tenant_id)
+            if tenant_id is None:
+                q = select(AdapterEventRow).where(AdapterEventRow.revision > revision)
+            else:
+                q = select(AdapterEventRow).where(
+                    AdapterEventRow.tenant_id == tenant_id, AdapterEventRow.tenant_revision > revision
+                )
             return list(s.scalars(q.order_by(AdapterEventRow.revision).limit(limit)))
 
-    def check_watch_start(self, from_revision: int) -> int:
-        """The revision a watch starts after; OutOfRange when history no longer reaches back."""
+    def check_watch_start(self, from_revision: int, tenant_id: str | None = None) -> int:
+        """The revision a watch starts after; OutOfRange when history no longer reaches back.
+
+        With ``tenant_id`` the revisions are that tenant's own; without, the registry-wide ones.
+        """
         with self.db.session() as s:
-            current = self._revision(s)
+            current = self._revision(s) if tenant_id is None else self._tenant_revision(s, tenant_id)
             if from_revision < 0 or from_revision > current:
                 raise OutOfRange(
                     f"from_revision {from_revision} is outside 0..{current} (the current revision)"
                 )
-            if from_revision == 0:
+            if from_revision in (0, current):
                 return current
-            # Pruning only removes events at or below (revision at the time) - retention.
-            if from_revision < current - self.settings.event_retention:
+            if tenant_id is None:
+                # Pruning only removes events at or below (revision at the time) - retention.
+                reaches_back = from_revision >= current - self.settings.event_retention
+            else:
+                # Pruning removes the oldest events first, so the tenant's history is complete
+                # after `from_revision` when its oldest retained event is at most the next one.
+                oldest = s.scalar(
+                    select(func.min(AdapterEventRow.tenant_revision)).where(
+                        AdapterEventRow.tenant_id == tenant_id
+                    )
+                )
+                reaches_back = oldest is not None and oldest <= from_revision + 1
+            if not reaches_back:
                 raise OutOfRange(
                     f"revision {from_revision} is older than the retained history; re-read the state and "
                     f"watch from {current}"
@@ -927,7 +958,7 @@ class AdapterRegistry:
         self.blobs.put_files(files, prefix)
         try:
             with self.db.session.begin() as s:
-                revision = self._bump(s)
+                rev = self._bump(s, target.tenant_id)
                 a = self._adapter(s, target.tenant_id, target.name)
                 if a is None:
                     a = self._insert_adapter(
@@ -979,7 +1010,7 @@ class AdapterRegistry:
                     blob_path=prefix,
                 )
                 s.add(v)
-                self._event(s, revision, a, EVENT_VERSION_CREATED, version=v)
+                self._event(s, rev, a, EVENT_VERSION_CREATED, version=v)
                 s.add(
                     _audit(
                         target.tenant_id,
@@ -1069,9 +1100,10 @@ class AdapterRegistry:
         )
         return row
 
-    def _bump(self, s: Session) -> int:
-        """Take the next registry revision. Run it FIRST in a writing transaction: the row update
-        serialises writers (and on SQLite it opens the write transaction before any read)."""
+    def _bump(self, s: Session, tenant_id: str) -> Revisions:
+        """Take the next registry revision and the next of ``tenant_id``. Run it FIRST in a writing
+        transaction: the registry-wide row update serialises writers (and on SQLite it opens the
+        write transaction before any read), so the tenant's counter needs no lock of its own."""
         revision = s.execute(
             update(RegistryRevisionRow)
             .where(RegistryRevisionRow.id == 1)
@@ -1081,16 +1113,27 @@ class AdapterRegistry:
         retention = self.settings.event_retention
         if revision % 1000 == 0 and revision > retention:
             s.execute(delete(AdapterEventRow).where(AdapterEventRow.revision <= revision - retention))
-        return revision
+        row = s.get(TenantRevisionRow, tenant_id)
+        if row is None:
+            row = TenantRevisionRow(tenant_id=tenant_id, revision=0)
+            s.add(row)
+        row.revision += 1
+        return Revisions(revision, row.revision)
 
     @staticmethod
     def _revision(s: Session) -> int:
         return s.scalar(select(RegistryRevisionRow.revision).where(RegistryRevisionRow.id == 1)) or 0
 
     @staticmethod
+    def _tenant_revision(s: Session, tenant_id: str) -> int:
+        return (
+            s.scalar(select(TenantRevisionRow.revision).where(TenantRevisionRow.tenant_id == tenant_id)) or 0
+        )
+
+    @staticmethod
     def _event(
         s: Session,
-        revision: int,
+        rev: Revisions,
         a: AdapterRow,
         type_: str,
         *,
@@ -1100,7 +1143,8 @@ class AdapterRegistry:
     ) -> None:
         s.add(
             AdapterEventRow(
-                revision=revision,
+                revision=rev.registry,
+                tenant_revision=rev.tenant,
                 tenant_id=a.tenant_id,
                 type=type_,
                 adapter_name=a.name,

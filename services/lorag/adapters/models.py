@@ -92,7 +92,12 @@ class AdapterAliasRow(Base):
 
 
 class RegistryRevisionRow(Base):
-    """The one registry-wide revision counter (a single row, id 1)."""
+    """The one registry-wide revision counter (a single row, id 1).
+
+    Internal: it orders every change (and serialises writers); replicas follow it. Tenants only
+    ever see their own counter (:class:`TenantRevisionRow`), so nothing tells one tenant how often
+    the others change their registries.
+    """
 
     __tablename__ = "registry_revision"
 
@@ -100,14 +105,28 @@ class RegistryRevisionRow(Base):
     revision: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class TenantRevisionRow(Base):
+    """A tenant's own registry revision: one more with each change of that tenant's registry."""
+
+    __tablename__ = "tenant_registry_revisions"
+
+    tenant_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class AdapterEventRow(Base):
     """One registry change, keyed by the revision it produced (watch streams replay these)."""
 
     __tablename__ = "adapter_events"
-    __table_args__ = (Index("ix_adapter_events_tenant_revision", "tenant_id", "revision"),)
+    __table_args__ = (
+        Index("ix_adapter_events_tenant_revision", "tenant_id", "revision"),
+        Index("ix_adapter_events_tenant_tenant_revision", "tenant_id", "tenant_revision"),
+    )
 
     revision: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     tenant_id: Mapped[str] = mapped_column(String(63))
+    #: The tenant's own revision after this change (what the tenant is shown).
+    tenant_revision: Mapped[int] = mapped_column(BigInteger, default=0)
     type: Mapped[str] = mapped_column(String(32))
     adapter_name: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))

@@ -381,8 +381,10 @@ class AdapterServicer(ServicerBase):
     @rpc(Role.USER, concurrent=False)  # long-lived: outside the concurrency limit
     async def WatchRevisions(self, request: pb.WatchRevisionsRequest, call: Call):
         registry = self.registry
-        cursor = await asyncio.to_thread(registry.check_watch_start, request.from_revision)
-        yield pb.WatchRevisionsResponse(revision=await asyncio.to_thread(registry.current_revision))
+        cursor = await asyncio.to_thread(registry.check_watch_start, request.from_revision, call.tenant_id)
+        yield pb.WatchRevisionsResponse(
+            revision=await asyncio.to_thread(registry.current_revision, call.tenant_id)
+        )
         poll = registry.settings.watch_poll_interval_s
         # End cleanly (OK) before the call's deadline; the client watches again from `cursor`.
         while call.remaining() > poll + 1.0:
@@ -390,11 +392,11 @@ class AdapterServicer(ServicerBase):
                 registry.events_after, call.tenant_id, cursor, limit=_WATCH_BATCH
             )
             for e in events:
-                cursor = e.revision
+                cursor = e.tenant_revision
                 yield pb.WatchRevisionsResponse(
-                    revision=e.revision,
+                    revision=e.tenant_revision,
                     event=pb.AdapterEvent(
-                        revision=e.revision,
+                        revision=e.tenant_revision,
                         type=EVENT_TO_PB[e.type],
                         adapter_name=e.adapter_name,
                         kind=KIND_TO_PB[e.kind],

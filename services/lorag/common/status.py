@@ -27,6 +27,7 @@ def _registry_unavailable(exc: BaseException) -> bool:
         return True
     return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
 
+
 #: Trailing metadata key: milliseconds after which the same request may succeed (any client).
 RETRY_AFTER_KEY = "retry-after-ms"
 #: gRPC's retry pushback (gRFC A6): clients whose retry policy covers the code wait this long

@@ -194,7 +194,7 @@ class AdapterServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteAdapter(self, request, context):
-        """Deletes an adapter, its versions, aliases and blobs, and bumps the registry revision.
+        """Deletes an adapter, its versions, aliases and blobs, and bumps the tenant's registry revision.
         Errors: FAILED_PRECONDITION when it still has aliases and `force` is false. Admin or
         operator.
         """
@@ -217,8 +217,8 @@ class AdapterServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetAlias(self, request, context):
-        """Points an alias at a version (creating the alias if needed) and bumps the registry revision.
-        Errors: NOT_FOUND for an unknown adapter or version; INVALID_ARGUMENT for a malformed alias
+        """Points an alias at a version (creating the alias if needed) and bumps the tenant's registry
+        revision. Errors: NOT_FOUND for an unknown adapter or version; INVALID_ARGUMENT for a malformed alias
         name or a weight out of range. Admin or operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -226,7 +226,7 @@ class AdapterServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteAlias(self, request, context):
-        """Removes an alias and bumps the registry revision. Admin or operator.
+        """Removes an alias and bumps the tenant's registry revision. Admin or operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -241,7 +241,7 @@ class AdapterServiceServicer:
 
     def Rollback(self, request, context):
         """Moves an alias back to the version it pointed to before its last change (an alias move, not
-        a file change) and bumps the registry revision. Rolling back twice returns to where it
+        a file change) and bumps the tenant's registry revision. Rolling back twice returns to where it
         started. Errors: FAILED_PRECONDITION when the alias has no previous version. Admin or
         operator.
         """
@@ -265,7 +265,7 @@ class AdapterServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchRevisions(self, request, context):
-        """Streams registry changes of the caller's tenant: first a message with the current revision,
+        """Streams registry changes of the caller's tenant: first a message with its current revision,
         then the retained events after `from_revision`, then new ones as they happen, until the
         client cancels or the call's deadline passes (then watch again from the last revision seen).
         Errors: OUT_OF_RANGE when `from_revision` is older than the retained history or newer than
