@@ -9,7 +9,10 @@ All figures come from one run on the same machine, side by side:
 2. mixed / naive     mixed batching ÷ a server that calls ``set_adapter`` and ``generate`` per request
                      (same work: ``min_new_tokens`` = ``max_new_tokens``)
 3. grpc / raw        tokens/s through the gRPC service (in-process host, and through Ray Serve's
-                     gRPC proxy) ÷ raw batched ``generate`` of the same prompts
+                     gRPC proxy) ÷ stock batched ``generate`` of the plain base model on the same
+                     prompts (measured in the alternating rounds); also ÷ the in-process engine on
+                     the same prompts ("engine_eos": the cost of gRPC and Ray alone), and
+                     engine ÷ raw (what continuous batching gains over stock ``generate``)
 4. hot swap          time from an alias move until requests use the new version; failed requests
 5. int8 / fp32       int8 dynamic quantization (torch.ao) of the base: tokens/s ratio, greedy
                      token agreement with fp32 and perplexity on a fixed text
@@ -178,11 +181,8 @@ def engine_ratios(args, work: Path) -> dict:
         "tensor_mib_per_adapter": tensor_bytes / 2**20,
     }
     engine = BatchEngine(model, tok, max_batch_size=args.concurrency)
-    plain_engine = BatchEngine(
-        AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True).eval(),
-        tok,
-        max_batch_size=args.concurrency,
-    )
+    plain_model = AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True).eval()
+    plain_engine = BatchEngine(plain_model, tok, max_batch_size=args.concurrency)
     n = args.requests
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(n)]
     names = [f"a{i % args.adapters}" for i in range(n)]
@@ -191,16 +191,42 @@ def engine_ratios(args, work: Path) -> dict:
         "base": (engine, [(p, BASE) for p in prompts]),
         "mixed": (engine, list(zip(prompts, names, strict=True))),
     }
+
+    def raw_generate() -> tuple[int, float]:
+        """Stock ``generate`` of the plain base model in batches of --concurrency, stopping at
+        end-of-sequence like the served requests (the baseline of the gRPC ratios)."""
+        tokens, started = 0, time.perf_counter()
+        with torch.inference_mode():
+            for i in range(0, n, args.concurrency):
+                batch = [
+                    tok.apply_chat_template(
+                        [{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False
+                    )
+                    for p in prompts[i : i + args.concurrency]
+                ]
+                enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False)
+                out = plain_model.generate(
+                    **enc, max_new_tokens=args.max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
+                )
+                tokens += int((out[:, enc["input_ids"].shape[1] :] != tok.pad_token_id).sum())
+        return tokens, time.perf_counter() - started
+
     # Warm up every path with a full round each: the first passes over new shapes are slow.
     for eng, items in arms.values():
         _run_engine(eng, tok, items, args.max_new_tokens, ignore_eos=True)
+    raw_generate()
     # Alternate the arms round by round and keep the median round of each, so that load from
-    # other processes on the machine hits every side alike. End-of-sequence is ignored, so every
-    # round decodes the same number of row-steps.
+    # other processes on the machine hits every side alike. End-of-sequence is ignored in the
+    # engine arms, so every round decodes the same number of row-steps; "engine_eos" (the plain
+    # engine stopping at end-of-sequence) and "raw_generate" do the work the gRPC arms do.
     runs: dict[str, list[tuple[int, float]]] = {k: [] for k in arms}
+    eos_runs: dict[str, list[tuple[int, float]]] = {"engine_eos": [], "raw_generate": []}
     for _ in range(args.rounds):
         for key, (eng, items) in arms.items():
             runs[key].append(_run_engine(eng, tok, items, args.max_new_tokens, ignore_eos=True))
+        eos_items = arms["base_plain"][1]
+        eos_runs["engine_eos"].append(_run_engine(plain_engine, tok, eos_items, args.max_new_tokens))
+        eos_runs["raw_generate"].append(raw_generate())
     engine.close()
     plain_engine.close()
     if len({t for r in runs.values() for t, _ in r}) != 1:
@@ -228,31 +254,13 @@ def engine_ratios(args, work: Path) -> dict:
             naive_tokens += out.shape[1] - ids["input_ids"].shape[1]
     naive_s = time.perf_counter() - started
 
-    # raw batched generate of the base model (no server), same prompts and batch size
-    raw_tokens, started = 0, time.perf_counter()
-    with torch.inference_mode(), model.disable_adapter():
-        for i in range(0, n, args.concurrency):
-            batch = [
-                tok.apply_chat_template(
-                    [{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False
-                )
-                for p in prompts[i : i + args.concurrency]
-            ]
-            enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False)
-            out = model.generate(
-                **enc, max_new_tokens=args.max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
-            )
-            gen = out[:, enc["input_ids"].shape[1] :]
-            raw_tokens += int((gen != tok.pad_token_id).sum())
-    raw_s = time.perf_counter() - started
     return {
-        **{key: _rate(r) for key, r in runs.items()},
+        **{key: _rate(r) for key, r in {**runs, **eos_runs}.items()},
         "naive_set_adapter": {
             "tokens": naive_tokens,
             "seconds": naive_s,
             "tokens_per_s": naive_tokens / naive_s,
         },
-        "raw_generate": {"tokens": raw_tokens, "seconds": raw_s, "tokens_per_s": raw_tokens / raw_s},
         "adapter_memory": memory,
     }
 
@@ -494,6 +502,8 @@ def _targets(ratios: dict, results: dict) -> list[dict]:
         "mixed_over_naive": "generation_mixed_over_naive",
         "grpc_over_raw_generate": "generation_grpc_over_raw",
         "ray_serve_over_raw_generate": "generation_ray_serve_over_raw",
+        "grpc_over_engine": "generation_grpc_over_engine",
+        "ray_serve_over_engine": "generation_ray_serve_over_engine",
     }
     out = [check(target, ratios[key]) for key, target in names.items() if key in ratios]
     if "hot_swap" in results:
@@ -550,6 +560,9 @@ def main() -> None:
         "mixed_over_naive": ("mixed", "naive_set_adapter", 3.0),
         "grpc_over_raw_generate": ("grpc", "raw_generate", 0.9),
         "ray_serve_over_raw_generate": ("ray_serve", "raw_generate", 0.9),
+        "grpc_over_engine": ("grpc", "engine_eos", None),
+        "ray_serve_over_engine": ("ray_serve", "engine_eos", None),
+        "engine_over_raw_generate": ("engine_eos", "raw_generate", None),
         "int8_over_fp32": ("int8_engine", "fp32_engine", None),
     }
     ratios = {k: tps[a] / tps[b] for k, (a, b, _) in ratio_defs.items() if a in tps and b in tps}

@@ -19,6 +19,8 @@ TARGETS: dict[str, tuple[str, float | None, str]] = {
     "generation_mixed_over_naive": (">=", 3.0, "generation issue: naive set_adapter server"),
     "generation_grpc_over_raw": (">=", 0.9, "generation issue: gRPC in-process host"),
     "generation_ray_serve_over_raw": (">=", 0.9, "generation issue: gRPC + Ray Serve"),
+    "generation_grpc_over_engine": ("report", None, "gRPC in-process host ÷ the engine it serves"),
+    "generation_ray_serve_over_engine": ("report", None, "gRPC + Ray Serve ÷ the engine it serves"),
     "hot_swap_switch_time_s": ("<", 2.0, "generation issue: alias move to every replica"),
     "hot_swap_failed_requests": ("==", 0, "generation issue: zero failed requests"),
     "rpc_ray_proxy_over_inprocess_p50": ("report", None, "foundation issue: ratio reported"),

@@ -23,7 +23,7 @@ from lorag.rag.core import (
     needs_retrieval,
 )
 from lorag.rag.downstream import GenerationInfo
-from lorag.rag.settings import RagSettings, TenantRagConfig
+from lorag.rag.settings import DEFAULT_MIN_RELEVANCE, RagSettings, TenantRagConfig
 from lorag.rag.store import AnswerStore, FeedbackInput
 from lorag.reranking.v1 import reranking_pb2 as rr_pb
 from lorag.retrieval.v1 import retrieval_pb2 as ret_pb
@@ -127,6 +127,9 @@ def store(tmp_path):
 
 
 def core(store, downstream, **settings) -> RagCore:
+    """The orchestrator over scripted services; their scores are spread over 0-1, so the service
+    threshold is 0.3 here unless a test sets one (the shipped default suits the built reranker)."""
+    settings.setdefault("min_relevance", 0.3)
     return RagCore(RagSettings(**settings), downstream, store)
 
 
@@ -165,7 +168,10 @@ async def test_no_relevant_passage_rejects_without_generating(store):
 async def test_threshold_comes_from_request_then_tenant_then_default(store):
     ds = Scripted(scores={"c-paris": 0.5, "c-berlin": 0.05, "c-rome": 0.05})
     q = "capital of France?"
-    assert not (await core(store, ds).ask("default", AskInput(question=q))).rejected  # default 0.3
+    assert not (await core(store, ds).ask("default", AskInput(question=q))).rejected  # service 0.3
+    shipped = RagCore(RagSettings(), ds, store)  # DEFAULT_MIN_RELEVANCE, on the reranker's scale
+    assert shipped.settings.min_relevance == DEFAULT_MIN_RELEVANCE
+    assert (await shipped.ask("default", AskInput(question=q))).rejected
     strict = core(store, ds, tenants={"default": TenantRagConfig(min_relevance=0.6)})
     assert (await strict.ask("default", AskInput(question=q))).rejected
     assert not (await strict.ask("default", AskInput(question=q, min_relevance=0.4))).rejected

@@ -21,7 +21,8 @@ then, in order:
 4. **Unanswerable pass.** The gold paragraphs of other sampled questions are deleted
    (``DeleteDocuments``); a question stays only when none of its gold answers occurs in any
    remaining paragraph. Each is asked as in 1.
-5. **Threshold sweep.** For thresholds 0.00 … 1.00 (step 0.01): the share of answerable questions
+5. **Threshold sweep.** For thresholds 0.00 … 0.99 (step 0.01, then 0.001 and 0.0001 up to 1.00,
+   where a cross-encoder's scores crowd): the share of answerable questions
    Ask would answer and of unanswerable ones it would reject; the chosen threshold maximises
    balanced accuracy (the mean of the two) while answering at least ``min_answer_rate`` of the
    answerable ones; ties go to the lower threshold.
@@ -50,7 +51,13 @@ from lorag.evaluation import metrics
 from lorag.evaluation.data import QA, EvalSet
 from lorag.evaluation.retrieval import ingest
 
-THRESHOLDS = tuple(round(i / 100, 2) for i in range(101))
+#: 0.00 … 0.99 by 0.01, then finer towards 1: a cross-encoder's sigmoid scores crowd there.
+THRESHOLDS = (
+    tuple(round(i / 100, 2) for i in range(100))
+    + tuple(round(0.99 + i / 1000, 3) for i in range(1, 10))
+    + tuple(round(0.999 + i / 10_000, 4) for i in range(1, 10))
+    + (1.0,)
+)
 
 
 def _best(answer) -> tuple[float, list[str]]:
@@ -319,6 +326,10 @@ def evaluate_set(
             "score_quantiles": {
                 "answerable": _quantiles(a_scores),
                 "unanswerable": _quantiles(u_scores),
+            },
+            "best_scores": {  # per question, to choose again for another answer-rate floor
+                "answerable": [round(x, 6) for x in a_scores],
+                "unanswerable": [round(x, 6) for x in u_scores],
             },
             "sweep": [
                 {"threshold": p.threshold, "answer_rate": p.answer_rate, "rejection_rate": p.rejection_rate}

@@ -131,7 +131,7 @@ def rag_table(report: dict):
         if point is None:
             continue
         table.add_row(
-            f"{label} {point['threshold']:.2f}: negative rejection",
+            f"{label} {point['threshold']:g}: negative rejection",
             _fmt(point["negative_rejection_rate"]),
             f"{report['unanswerable_questions']} unanswerable; false rejection "
             f"{_fmt(point['false_rejection_rate'])} of {report['answerable_questions']} answerable",
@@ -149,7 +149,7 @@ def rag_chart(report: dict, path: Path) -> Path:
     left.plot(xs, [p["answer_rate"] for p in r["sweep"]], label="answerable answered")
     left.plot(xs, [p["rejection_rate"] for p in r["sweep"]], label="unanswerable rejected")
     left.axvline(
-        r["chosen"]["threshold"], color="k", ls="--", lw=1, label=f"chosen {r['chosen']['threshold']:.2f}"
+        r["chosen"]["threshold"], color="k", ls="--", lw=1, label=f"chosen {r['chosen']['threshold']:g}"
     )
     if r["current_default"] is not None:
         left.axvline(
@@ -157,7 +157,7 @@ def rag_chart(report: dict, path: Path) -> Path:
             color="grey",
             ls=":",
             lw=1,
-            label=f"previous {r['current_default']['threshold']:.2f}",
+            label=f"previous {r['current_default']['threshold']:g}",
         )
     left.set_xlabel(f"min_relevance ({report['reranker']['scoring_method']})")
     left.set_ylim(0, 1.05)
