@@ -174,7 +174,7 @@ def test_rag_report_renders_table_and_chart(tmp_path):
     console = Console(record=True, width=140)
     console.print(report.rag_table(rep))
     text = console.export_text()
-    assert "citation precision" in text and "n/a" in text and "chosen threshold 0.40" in text
+    assert "citation precision" in text and "n/a" in text and "chosen threshold 0.4:" in text
     assert "with adapter: F1" in text
     path = report.rag_chart(rep, tmp_path / "rag.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
