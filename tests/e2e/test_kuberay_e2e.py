@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -55,8 +58,11 @@ def _serve_config(grpc_port: int, http_port: int) -> dict:
     return cfg
 
 
-def _applications(dashboard: str) -> dict:
-    with urllib.request.urlopen(f"{dashboard}/api/serve/applications/", timeout=10) as resp:
+def _applications(dashboard: str, token: str) -> dict:
+    req = urllib.request.Request(
+        f"{dashboard}/api/serve/applications/", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
         return json.load(resp).get("applications") or {}
 
 
@@ -119,7 +125,10 @@ def cluster(tmp_path_factory):
                                              "metrics", "runtime_env", "node_manager", "object_manager",
                                              "grpc", "http")}  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "LORAG_", "OTEL_"))}
+    token = secrets.token_hex(32)  # the cluster's own: not the one in ~/.ray
     env.update(
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=token,
         PYTHONPATH=os.pathsep.join([str(ROOT / "services"), str(ROOT)]),
         RAY_USAGE_STATS_ENABLED="0",
         HF_HUB_OFFLINE="1",
@@ -152,17 +161,21 @@ def cluster(tmp_path_factory):
             assert proc.poll() is None, log_path.read_text()[-4000:]
             assert time.monotonic() < deadline, log_path.read_text()[-4000:]
             try:
-                _applications(dashboard)
+                _applications(dashboard, token)
                 break
+            except urllib.error.HTTPError as exc:
+                assert exc.code not in (401, 403), f"the dashboard refused the cluster's token: {exc}"
+                time.sleep(1)
             except OSError:
                 time.sleep(1)
         serve = str(Path(sys.executable).parent / "serve")
-        subprocess.run(
+        deploy = subprocess.run(
             [serve, "deploy", str(config_path), "--address", dashboard],
-            env=env, check=True, capture_output=True, timeout=120,
+            env=env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
+        assert deploy.returncode == 0, deploy.stdout + deploy.stderr
         while True:
-            apps = _applications(dashboard)
+            apps = _applications(dashboard, token)
             if {n: a.get("status") for n, a in apps.items()} == {"adapters": "RUNNING", "stall": "RUNNING"}:
                 break
             assert time.monotonic() < deadline, json.dumps(apps)[-4000:]
@@ -170,6 +183,7 @@ def cluster(tmp_path_factory):
         yield Cluster(proc, f"127.0.0.1:{ports['grpc']}", dashboard, log_path, operator_key)
     finally:
         _stop(proc)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_proxy_listens_on_loopback_only(cluster):
