@@ -78,9 +78,15 @@ def import_object(path: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-def grpc_servicer_functions(apps: tuple[AppSpec, ...] = APPS) -> list[str]:
-    """Every add-function the Ray Serve gRPC proxy must know, health first."""
+def generated_add_functions(apps: tuple[AppSpec, ...] = APPS) -> list[str]:
+    """Every generated add-function of ``apps``, health first."""
     functions = [HEALTH_ADD_FUNCTION]
     for spec in apps:
         functions.extend(f for f in spec.add_functions if f not in functions)
     return functions
+
+
+def grpc_servicer_functions(apps: tuple[AppSpec, ...] = APPS) -> list[str]:
+    """The Serve config's ``grpc_servicer_functions``: for each generated add-function, the
+    :mod:`lorag.proxy` function of the same name that registers it on Ray Serve's gRPC proxy."""
+    return [f"lorag.proxy.{path.rsplit('.', 1)[1]}" for path in generated_add_functions(apps)]

@@ -83,7 +83,7 @@ def batched_deployment(name: str, servicer_cls: type, settings_cls: type):
 
 
 def bind_grpc_to_configured_host() -> None:
-    """Ray worker set-up hook: bind the Serve gRPC proxy to ``LORAG_GRPC_HOST``.
+    """Bind the Serve gRPC proxy to ``LORAG_GRPC_HOST`` (the worker set-up hook of `lorag serve`).
 
     Ray's proxy always listens on ``[::]``; the embedded default keeps it on loopback. In a
     cluster (the Helm chart) ``LORAG_GRPC_HOST`` is ``0.0.0.0`` and this changes nothing.
@@ -103,43 +103,14 @@ def bind_grpc_to_configured_host() -> None:
     default_impl.add_grpc_address = add_grpc_address
 
 
-#: What a caller sees when the replica serving its call died (killed, out of memory, crashed).
-REPLICA_GONE = "the replica serving this call stopped; Serve is replacing it: try again"
-
-
-def answer_replica_failures_as_unavailable() -> None:
-    """Ray worker set-up hook: a call whose replica died is UNAVAILABLE, not INTERNAL.
-
-    Ray Serve's gRPC proxy answers such a call with INTERNAL and the actor's details (pid, node
-    IP, actor id, Ray's advice about the OOM killer) as the message. The condition is transient —
-    Serve starts a replacement — and the details are internals: the proxy logs them, the caller
-    gets UNAVAILABLE with a plain message, so clients (and the SDK's retries of idempotent calls)
-    treat it like any other passing outage.
-    """
-    from dataclasses import replace
-
-    import grpc
-    from ray.exceptions import RayActorError
-    from ray.serve._private import proxy
-
-    original = proxy.get_grpc_response_status
-    if getattr(original, "lorag_replica_failures", False):
-        return
-
-    def get_grpc_response_status(exc: BaseException, request_timeout_s, request_id: str):
-        status = original(exc, request_timeout_s, request_id)  # also writes Ray's log line
-        if isinstance(exc, RayActorError) and status.code == grpc.StatusCode.INTERNAL:
-            return replace(status, code=grpc.StatusCode.UNAVAILABLE, message=REPLICA_GONE)
-        return status
-
-    get_grpc_response_status.lorag_replica_failures = True  # type: ignore[attr-defined]
-    proxy.get_grpc_response_status = get_grpc_response_status
-
-
 def setup_worker() -> None:
-    """Ray's ``worker_process_setup_hook`` for every process of `lorag serve` (proxies included)."""
+    """Ray's ``worker_process_setup_hook`` for every process of `lorag serve` (proxies included).
+
+    Only the bind: how the proxy answers (bad request bytes, dead replicas) comes with the
+    Serve config's servicer functions (:mod:`lorag.proxy`), which also reach proxies that no
+    ``lorag serve`` started (KubeRay).
+    """
     bind_grpc_to_configured_host()
-    answer_replica_failures_as_unavailable()
 
 
 @dataclass

@@ -142,6 +142,62 @@ def test_unauthenticated_through_the_proxy(platform):
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
+NOT_PROTOBUF = b"\xff\xff\xff\xff\x0f"  # a varint that never ends
+RAW = {"request_serializer": None, "response_deserializer": None}  # bytes in, bytes out
+
+
+def _raw_call(target: str, method: str, kind: str, metadata: tuple) -> None:
+    """Send NOT_PROTOBUF (the only message of a client stream) and read the whole answer."""
+    with grpc.insecure_channel(target) as ch:
+        call = getattr(ch, kind)(f"/{method}", **RAW)
+        result = call(
+            iter([NOT_PROTOBUF]) if kind.startswith("stream") else NOT_PROTOBUF, metadata=metadata, timeout=60
+        )
+        if kind.endswith("_stream"):
+            list(result)
+
+
+@pytest.mark.parametrize(
+    ("app", "method", "kind", "request_type"),
+    [
+        (
+            "adapters",
+            "lorag.admin.v1.AdminService/GetTenant",
+            "unary_unary",
+            "lorag.admin.v1.GetTenantRequest",
+        ),
+        (
+            "generation",
+            "lorag.generation.v1.GenerationService/GenerateStream",
+            "unary_stream",
+            "lorag.generation.v1.GenerateStreamRequest",
+        ),
+        (
+            "adapters",
+            "lorag.adapters.v1.TrainingService/UploadDataset",
+            "stream_unary",
+            "lorag.adapters.v1.UploadDatasetRequest",
+        ),
+        ("rag", "lorag.rag.v1.RagService/Ingest", "stream_stream", "lorag.rag.v1.IngestRequest"),
+    ],
+    ids=["unary", "server-stream", "client-stream", "bidi-stream"],
+)
+def test_bytes_that_are_not_the_request_message_are_invalid_argument(
+    platform, app, method, kind, request_type
+):
+    """Ray's proxy parses the request; lorag.proxy's parsers let the replica answer (after
+    authentication) instead of the proxy's UNKNOWN naming Python's DecodeError."""
+    md = (("application", app), ("authorization", f"Bearer {platform.operator_key}"))
+    with pytest.raises(grpc.RpcError) as info:
+        _raw_call(platform.target, method, kind, md)
+    error = info.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (error.code(), error.details())
+    assert error.details().startswith(f"request: is not a valid {request_type} message ("), error.details()
+    with pytest.raises(grpc.RpcError) as info:  # no key: refused before the request is looked at
+        _raw_call(platform.target, method, kind, (("application", app),))
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED, (info.value.code(), info.value.details())
+
+
 def _placeholder_per_rpc_kind():
     """(application, service, method) of one RPC still answered by a placeholder, per RPC kind."""
     from lorag.apps import APPS, import_object

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from lorag.apps import APPS, grpc_servicer_functions
+from lorag.apps import APPS, grpc_servicer_functions, import_object
 from tests.support.helm import (
     CHART,
     ROOT,
@@ -103,6 +103,20 @@ def test_serve_config_has_every_application_with_autoscaling(values):
         scaling = deployment["autoscaling_config"]
         assert 1 <= scaling["min_replicas"] <= scaling["max_replicas"], spec.name
         assert deployment["ray_actor_options"]["num_cpus"] > 0
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_grpc_proxy_gets_lorag_answers_from_the_servicer_functions(values):
+    """KubeRay starts Serve through the dashboard's REST API: no job runtime_env (so no
+    ``worker_process_setup_hook``) reaches the controller or its gRPC proxies. What lorag needs in
+    the proxy (bad request bytes answered INVALID_ARGUMENT, a dead replica UNAVAILABLE without
+    Ray's internals) comes with the servicer functions the serveConfigV2 names, which the proxy
+    imports and calls itself (tests/e2e/test_kuberay_e2e.py runs this config that way)."""
+    from lorag import proxy
+
+    functions = serve_config(ci(values))["grpc_options"]["grpc_servicer_functions"]
+    assert functions and all(f.startswith("lorag.proxy.add_") for f in functions), functions
+    assert [import_object(f) for f in functions] == list(proxy.FOR_PROXY.values())
 
 
 def test_default_serve_config_is_deploy_serve_yaml_and_valid_for_ray():

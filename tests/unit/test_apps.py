@@ -2,6 +2,7 @@
 
 from collections import Counter
 from pathlib import Path
+from unittest.mock import Mock
 
 import yaml
 
@@ -46,3 +47,34 @@ def test_serve_config_matches_the_application_table():
         scaling = deployment["autoscaling_config"]
         assert 1 <= scaling["min_replicas"] <= scaling["max_replicas"]
         assert deployment["max_ongoing_requests"] >= scaling["target_ongoing_requests"]
+
+
+def test_proxy_servicer_functions_register_parsers_that_mark_bad_bytes(monkeypatch):
+    """The Serve config names lorag.proxy's functions; each registers the generated handlers with
+    parsers that turn undecodable bytes into a MalformedRequest (Ray's proxy keeps them)."""
+    from lorag import proxy
+    from lorag.common.parsing import MalformedRequest
+
+    installed = []
+    monkeypatch.setattr(proxy, "answer_replica_failures_as_unavailable", lambda: installed.append(1))
+
+    class Recorder:
+        def __init__(self):
+            self.registered: dict[str, dict] = {}
+
+        def add_generic_rpc_handlers(self, handlers):
+            pass
+
+        def add_registered_method_handlers(self, service, handlers):
+            self.registered[service] = handlers
+
+    server = Recorder()
+    for path in CONFIG["grpc_options"]["grpc_servicer_functions"]:
+        assert path.startswith("lorag.proxy."), path
+        import_object(path)(Mock(), server)  # what Ray passes: its handlers replace the servicer
+    assert len(installed) == len(CONFIG["grpc_options"]["grpc_servicer_functions"])
+    hosted = {svc.full_name for spec in APPS for svc in all_services(import_object(spec.servicer))}
+    assert set(server.registered) == hosted | {"grpc.health.v1.Health"}
+    parse = server.registered["lorag.admin.v1.AdminService"]["GetTenant"].request_deserializer
+    marked = parse(b"\xff\xff\xff\xff\x0f")
+    assert isinstance(marked, MalformedRequest) and marked.type_name == "lorag.admin.v1.GetTenantRequest"

@@ -61,7 +61,7 @@ def test_an_unreachable_registry_database_is_unavailable_without_details():
 
 def test_undecodable_request_bytes_become_invalid_argument_naming_the_message_type():
     from lorag.admin.v1 import admin_pb2
-    from lorag.common.rpc import MalformedRequest, parse_or_mark
+    from lorag.common.parsing import MalformedRequest, parse_or_mark
 
     parse = parse_or_mark(admin_pb2.GetTenantRequest.FromString)
     good = admin_pb2.GetTenantRequest(tenant_id="acme")

@@ -22,7 +22,8 @@ from grpc_reflection.v1alpha import reflection
 from lorag.apps import APPS, AppSpec, import_object
 from lorag.common import metrics
 from lorag.common.errors import FailedPrecondition
-from lorag.common.rpc import Runtime, all_services, parse_or_mark
+from lorag.common.parsing import ParsingServer
+from lorag.common.rpc import Runtime, all_services
 from lorag.common.settings import LoragSettings
 
 
@@ -73,26 +74,6 @@ def server_credentials(settings: LoragSettings) -> grpc.ServerCredentials | None
     )
 
 
-class _ParsingServer:
-    """What the generated ``add_*Servicer_to_server`` functions register on: the same handlers on
-    ``server``, with request parsers that mark undecodable bytes (invalid wire format, invalid
-    UTF-8 in a string field) so that the RPC wrapper answers INVALID_ARGUMENT instead of UNKNOWN."""
-
-    def __init__(self, server: grpc.aio.Server) -> None:
-        self._server = server
-
-    def add_generic_rpc_handlers(self, handlers) -> None:
-        """Ignored: the generated code registers the same handlers again by service name below."""
-
-    def add_registered_method_handlers(self, service: str, handlers: dict) -> None:
-        parsed = {
-            name: h._replace(request_deserializer=parse_or_mark(h.request_deserializer))
-            for name, h in handlers.items()
-        }
-        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, parsed),))
-        self._server.add_registered_method_handlers(service, parsed)
-
-
 async def start_inprocess(
     runtime: Runtime,
     *,
@@ -121,7 +102,7 @@ async def start_inprocess(
         servicer = import_object(spec.servicer)(runtime)
         servicers[spec.name] = servicer
         for add in spec.add_functions:
-            import_object(add)(servicer, _ParsingServer(server))
+            import_object(add)(servicer, ParsingServer(server))
         names.extend(svc.full_name for svc in all_services(type(servicer)))
     for servicer in servicers.values():
         attach = getattr(servicer, "attach_local_services", None)

@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
-from google.protobuf.message import DecodeError
 
 from lorag.common import errors, metrics, telemetry
 from lorag.common.auth import Authenticator, load_key_hasher, require_role
@@ -30,6 +29,7 @@ from lorag.common.db import Database
 from lorag.common.logging import configure as configure_logging
 from lorag.common.logging import log_context
 from lorag.common.metrics import RPC_LATENCY, RPC_REQUESTS
+from lorag.common.parsing import MalformedRequest
 from lorag.common.ratelimit import AuthFailures, Slot, TenantLimits, peer_address
 from lorag.common.settings import LoragSettings, load_settings
 from lorag.common.status import grpc_status, retry_metadata
@@ -320,6 +320,12 @@ class ServicerBase:
     async def Check(self, request, grpc_context=None):  # noqa: N802 - gRPC method name
         from grpc_health.v1 import health_pb2
 
+        if isinstance(request, MalformedRequest):  # behind Ray Serve's proxy (lorag.proxy)
+            error = request.error()
+            if grpc_context is None:
+                raise error
+            await _abort(grpc_context, grpc.StatusCode.INVALID_ARGUMENT, error.message)
+            return health_pb2.HealthCheckResponse()
         names = {svc.full_name for svc in all_services(type(self))}
         if request.service and request.service not in names:
             if grpc_context is None:
@@ -424,37 +430,6 @@ class ServicerBase:
             self.runtime.usage.request(call.principal.tenant_id, service, ok=code == grpc.StatusCode.OK)
         span.set_attribute("rpc.grpc.status_code", code.value[0])
         span.end()
-
-
-class MalformedRequest:
-    """Stands in for request bytes that are not a valid message (see :func:`parse_or_mark`); the
-    RPC wrapper answers INVALID_ARGUMENT for it once the caller is authenticated."""
-
-    def __init__(self, type_name: str, reason: str) -> None:
-        self.type_name = type_name
-        self.reason = reason
-
-    def error(self) -> errors.InvalidArgument:
-        return errors.InvalidArgument(
-            f"is not a valid {self.type_name} message ({self.reason})", field="request"
-        )
-
-
-def parse_or_mark(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
-    """A request parser that returns a :class:`MalformedRequest` instead of raising (a raising
-    parser makes grpc answer UNKNOWN with the exception's class in the details)."""
-    message_type = getattr(deserialize, "__self__", None)
-    descriptor = getattr(message_type, "DESCRIPTOR", None)
-    type_name = descriptor.full_name if descriptor is not None else "request"
-
-    def parse(data: bytes) -> Any:
-        try:
-            return deserialize(data)
-        except DecodeError as exc:
-            reason = str(exc).rsplit(": ", 1)[-1] or "malformed"
-            return MalformedRequest(type_name, reason)
-
-    return parse
 
 
 def _parsed_stream(request: Any) -> Any:
