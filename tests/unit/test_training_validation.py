@@ -91,6 +91,24 @@ def test_near_duplicates_need_high_similarity():
     )
 
 
+def test_records_sharing_context_passages_but_not_answers_are_not_near_duplicates():
+    """RAG-style records: the same long passages, a different question and answer each."""
+    passages = " ".join(f"passage sentence {i} says that item {i} weighs {i * 7} grams." for i in range(40))
+    records = [
+        {"prompt": f"{passages}\nQuestion: how much does item {i} weigh?", "completion": f"{i * 7} grams [1]"}
+        for i in range(12)
+    ]
+    texts = [r["prompt"] + "\n" + r["completion"] for r in records]
+    assert len(validation.near_duplicates(texts, 0.9)) == 11  # on the whole text alone: all alike
+    checked = validation.validate(jsonl(*records), "generation", settings=SETTINGS)
+    assert checked.report.near_duplicate_records == 0 and checked.report.valid_records == 12
+    again = dict(records[3], prompt=records[3]["prompt"].replace("how much", "how much, roughly,"))
+    checked = validation.validate(jsonl(*records, again), "generation", settings=SETTINGS)
+    assert checked.report.near_duplicate_records == 1  # same passages, same answer: a duplicate
+    (issue,) = [i for i in checked.report.issues if i.code == "near_duplicate"]
+    assert issue.line == 13 and "answer as line 4" in issue.message
+
+
 def test_split_is_deterministic_keeps_prompt_groups_together_and_never_overlaps():
     records = [qa(i) for i in range(40)]
     records += [{"prompt": qa(i)["prompt"], "completion": f"another answer {i}"} for i in range(0, 40, 4)]

@@ -8,7 +8,9 @@ Checks, in order, each with line numbers in the report:
   ``{"query", "positive", "negative"}`` with ``negative`` a string or a list of strings;
 * ``empty`` text fields and ``too_long`` records (characters, then base-model tokens);
 * exact ``duplicate`` records and ``near_duplicate`` ones (MinHash over word 3-shingles, verified
-  with the exact Jaccard similarity);
+  with the exact Jaccard similarity of the whole text and of what the record teaches — the answer,
+  or the positive passage — so records sharing context passages but answering different questions
+  all stay);
 * the base tokenizer's coverage: the share of unknown tokens and of records with fewer than 1.5
   characters per token (text in a language or script the model was not trained on);
 * a deterministic train/validation split by a hash of the prompt (or query), so records sharing a
@@ -61,6 +63,11 @@ class Record:
         if self.kind == "generation":
             return "\n".join(f"{r}: {c}" for r, c in self.messages[:-1])
         return self.query
+
+    @property
+    def target(self) -> str:
+        """What the record teaches: the answer (last message) or the positive passage."""
+        return self.messages[-1][1] if self.kind == "generation" else self.positive
 
     @property
     def text(self) -> str:
@@ -214,14 +221,26 @@ _A = _RNG.integers(1, _PRIME, size=_NUM_PERM, dtype=np.uint64)
 _B = _RNG.integers(0, _PRIME, size=_NUM_PERM, dtype=np.uint64)
 
 
+def _jaccard(a: set[int], b: set[int]) -> float:
+    return len(a & b) / max(1, len(a | b))
+
+
 def _minhash(shingles: set[int]) -> np.ndarray:
     x = np.fromiter(shingles, dtype=np.uint64, count=len(shingles))
     return ((np.outer(x, _A) + _B) % _PRIME).min(axis=0)
 
 
-def near_duplicates(texts: Sequence[str], threshold: float) -> dict[int, int]:
-    """index -> index of an earlier text it nearly duplicates (Jaccard of word 3-shingles)."""
+def near_duplicates(
+    texts: Sequence[str], threshold: float, targets: Sequence[str] | None = None
+) -> dict[int, int]:
+    """index -> index of an earlier text it nearly duplicates (Jaccard of word 3-shingles).
+
+    With ``targets`` (what each record teaches: its answer), a pair counts only when the targets
+    are as similar too: records that share long context passages but answer different questions
+    are distinct examples, not duplicates.
+    """
     sets = [_shingles(t) for t in texts]
+    target_sets = [_shingles(t) for t in targets] if targets is not None else None
     rows = _NUM_PERM // _BANDS
     buckets: dict[tuple[int, bytes], list[int]] = {}
     found: dict[int, int] = {}
@@ -235,8 +254,9 @@ def near_duplicates(texts: Sequence[str], threshold: float) -> dict[int, int]:
         for j in sorted(candidates):
             if j in found:
                 continue  # compare with kept records only
-            inter = len(s & sets[j])
-            if inter / max(1, len(s | sets[j])) >= threshold:
+            if _jaccard(s, sets[j]) >= threshold and (
+                target_sets is None or _jaccard(target_sets[i], target_sets[j]) >= threshold
+            ):
                 found[i] = j
                 break
     return found
@@ -365,12 +385,19 @@ def validate(
             continue
         seen[canon] = number
         records.append(record)
-    near = near_duplicates([r.text for r in records], settings.near_duplicate_threshold)
+    near = near_duplicates(
+        [r.text for r in records], settings.near_duplicate_threshold, [r.target for r in records]
+    )
     for i, j in near.items():
         report.duplicate_records += 1
         report.near_duplicate_records += 1
         issues.append(
-            Issue(records[i].line, "near_duplicate", f"nearly the same text as line {records[j].line}")
+            Issue(
+                records[i].line,
+                "near_duplicate",
+                f"nearly the same text and {'answer' if records[i].kind == 'generation' else 'positive'} "
+                f"as line {records[j].line}",
+            )
         )
     records = [r for i, r in enumerate(records) if i not in near]
     if tokenizer is not None and records:
