@@ -113,7 +113,7 @@ async def run(args) -> dict:
             out["download"] = {"seconds": elapsed, "mb_per_s": size / 1e6 / elapsed}
     finally:
         await host.stop(0)
-        runtime.db.dispose()
+        runtime.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 

@@ -102,7 +102,7 @@ async def _embed_throughput(
         return json.loads(out.decode().strip().splitlines()[-1])
     finally:
         await host.stop(0)
-        runtime.db.dispose()
+        runtime.close()
 
 
 def _reranker_model(data_dir: Path):

@@ -346,7 +346,7 @@ async def grpc_and_hot_swap(args, work: Path, adapter_dirs: list[Path]) -> dict:
             switch_s = max(stale, default=0.0)
     finally:
         await host.stop(0)
-        runtime.db.dispose()
+        runtime.close()
     return {
         "grpc": {"tokens": grpc_tokens, "seconds": grpc_s, "tokens_per_s": grpc_tokens / grpc_s},
         "hot_swap": {

@@ -51,7 +51,7 @@ async def _serve(ready: Path, max_s: float) -> None:
             await asyncio.sleep(0.2)
     finally:
         await host.stop(0)
-        runtime.db.dispose()
+        runtime.close()
 
 
 # -- calls --------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ async def _inprocess(data_dir: Path, args) -> dict:
         return await _measure(host.target, key, **vars(args))
     finally:
         await host.stop(0)
-        runtime.db.dispose()
+        runtime.close()
 
 
 def _ray(data_dir: Path, args) -> dict:

@@ -19,7 +19,7 @@ def runtime(data_dir):
     settings = LoragSettings(data_dir=data_dir, max_message_bytes=256 * 1024, auth_cache_ttl_s=0.5)
     rt = Runtime.build(settings)
     yield rt
-    rt.db.dispose()
+    rt.close()
 
 
 @pytest.fixture(scope="session")

@@ -82,7 +82,7 @@ async def env(request, tmp_path_factory):
     finally:
         await host.stop(0)
         runtime.usage.close()
-        runtime.db.dispose()
+        runtime.close()
         mp.undo()
         for stop in stops:
             stop()

@@ -138,7 +138,7 @@ async def env(request, tmp_path_factory):
         yield Env(request.param, runtime, host, operator_key, blob_root)
     finally:
         await host.stop(0)
-        runtime.db.dispose()
+        runtime.close()
         mp.undo()
 
 

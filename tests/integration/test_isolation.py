@@ -201,7 +201,7 @@ async def world(tmp_path_factory):
     finally:
         await channel.close()
         await host.stop(0)
-        runtime.db.dispose()
+        runtime.close()
 
 
 async def _seed(w: World, tmp_path_factory) -> None:

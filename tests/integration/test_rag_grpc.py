@@ -51,7 +51,7 @@ async def rag(tmp_path_factory):
     for c in clients.values():
         await c.close()
     await host.stop(0)
-    runtime.db.dispose()
+    runtime.close()
 
 
 def document(d: dict, **metadata) -> pb.Document:

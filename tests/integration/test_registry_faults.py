@@ -59,7 +59,7 @@ async def platform(postgres, tmp_path):
         await admin.close()
         await host.stop(0)
         runtime.usage.close()
-        runtime.db.dispose()
+        runtime.close()
 
 
 def calls(operator: AsyncClient, admin: AsyncClient):

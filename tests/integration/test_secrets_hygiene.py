@@ -178,7 +178,7 @@ async def test_no_secret_in_logs_error_details_or_settings(backends, debug_logs,
         if host is not None:
             await host.stop(0)
         runtime.usage.close()
-        runtime.db.dispose()
+        runtime.close()
 
     reprs = [
         repr(settings),

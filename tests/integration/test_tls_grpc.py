@@ -45,7 +45,7 @@ async def tls_host(tmp_path, pki):
     yield host, key
     await host.stop(0)
     runtime.usage.close()
-    runtime.db.dispose()
+    runtime.close()
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ async def mtls_host(tmp_path, pki):
     yield host, key
     await host.stop(0)
     runtime.usage.close()
-    runtime.db.dispose()
+    runtime.close()
 
 
 async def _whoami(target: str, key: str | None, tls: TLSConfig | None, *, timeout: float = 5):
@@ -177,7 +177,7 @@ async def test_unreadable_or_non_pem_tls_files_fail_at_start_with_the_setting_na
             assert what in str(info.value) and "LORAG_TLS_CERT_FILE" in str(info.value)
         finally:
             runtime.usage.close()
-        runtime.db.dispose()
+        runtime.close()
 
 
 def test_tls_settings_must_come_in_pairs(tmp_path, pki):

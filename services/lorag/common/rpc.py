@@ -72,6 +72,11 @@ class Runtime:
             limits=TenantLimits.from_settings(settings, quota_lookup=_quota_lookup(tenants)),
         )
 
+    def close(self) -> None:
+        """Write the usage counters still pending, then close the registry's connections."""
+        self.usage.close()
+        self.db.dispose()
+
     @classmethod
     def shared(cls, settings: LoragSettings | None = None) -> Runtime:
         """One runtime per registry URL and process (replicas of several services share it)."""

@@ -93,7 +93,7 @@ def local_platform(data_dir: Path | None = None, *, timeout: float = 600.0) -> I
             if host is not None:
                 run(host.stop(0))
             runtime.usage.close()
-            runtime.db.dispose()
+            runtime.close()
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=10)
             loop.close()
