@@ -80,7 +80,7 @@ test-long: install ## long fault loops: repeated Milvus/Postgres/replica kills (
 run: install ## start the whole platform on embedded defaults (gRPC on 127.0.0.1:9000)
 	$(BIN)/lorag serve
 
-# Sizes that keep `make bench` bounded (about 45 min on 2 busy cores); each bench also has a time cap.
+# Sizes that keep `make bench` bounded (about 25 min on 2 idle cores); each bench also has a time cap.
 BENCH_OUT     ?= benchmarks/results
 BENCH_TIMEOUT ?= 1800
 export BENCH_ARGS_bench_adapters := --repeat 3 --resolves 300
