@@ -38,6 +38,7 @@ from tests.retrieval_helpers import (
     load_tokenizer,
 )
 from tests.support.models import smollm2_adapter
+from tests.support.processes import serve_replicas
 
 PROMPT = "The best thing about the weekend is"
 STREAM_TOKENS = 256  # long enough that the kill lands mid-stream
@@ -49,14 +50,7 @@ RECOVER_WITHIN_S = 180.0  # Serve restarts the replica (model load on busy CPUs 
 
 def replicas_of(platform, app: str) -> list[psutil.Process]:
     """The replica processes of ``app`` among the descendants of the `lorag serve` we started."""
-    found = []
-    for p in psutil.Process(platform.proc.pid).children(recursive=True):
-        try:
-            if f"ServeReplica:{app}:" in " ".join(p.cmdline()):
-                found.append(p)
-        except psutil.NoSuchProcess:
-            continue
-    return found
+    return serve_replicas(platform.proc.pid, app)
 
 
 def kill_replica(platform, app: str = "generation") -> int:

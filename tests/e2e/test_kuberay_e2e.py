@@ -35,6 +35,7 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from lorag.proxy import REPLICA_GONE
+from tests.support.processes import serve_replicas
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 240
@@ -72,14 +73,7 @@ class Cluster:
         self.log_path, self.operator_key = log_path, operator_key
 
     def replicas(self, app: str) -> list[psutil.Process]:
-        found = []
-        for p in psutil.Process(self.proc.pid).children(recursive=True):
-            try:
-                if f"ServeReplica:{app}:" in " ".join(p.cmdline()):
-                    found.append(p)
-            except psutil.NoSuchProcess:
-                continue
-        return found
+        return serve_replicas(self.proc.pid, app)
 
 
 def _stop(proc: subprocess.Popen) -> None:
