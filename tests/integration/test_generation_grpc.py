@@ -126,6 +126,17 @@ async def test_cancelled_stream_frees_its_batch_slot(operator, host):
 async def test_per_tenant_concurrency_limit(operator, host, monkeypatch):
     limiter = host.servicers["generation"].core.limiter
     monkeypatch.setattr(limiter, "limit", 1)
+    refused = []
+    acquire = limiter.acquire
+
+    def counting_acquire(tenant_id):
+        try:
+            acquire(tenant_id)
+        except Exception:
+            refused.append(tenant_id)
+            raise
+
+    monkeypatch.setattr(limiter, "acquire", counting_acquire)
     slow = operator.generation.GenerateStream(
         pb.GenerateStreamRequest(
             prompt="Count from 1 to 500: 1, 2, 3, 4,",
@@ -134,12 +145,20 @@ async def test_per_tenant_concurrency_limit(operator, host, monkeypatch):
         timeout=120,
     )
     await slow.read()  # first chunk: the request is in flight
-    details = await expect_status(
-        operator.generation.Generate(pb.GenerateRequest(prompt="hi", sampling=GREEDY)),
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-    )
-    assert "limit is 1" in details
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await operator.generation.Generate(pb.GenerateRequest(prompt="hi", sampling=GREEDY))
+    error = info.value
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "limit is 1" in error.details()
+    trailers = dict(error.trailing_metadata() or ())
+    assert trailers.get("retry-after-ms") == "100"  # transient: a slot frees when a request ends
+    assert len(refused) > 1  # the SDK waited for the hint and tried again before giving up
     slow.cancel()
+    for _ in range(100):
+        if not limiter.inflight:
+            break
+        await asyncio.sleep(0.02)
+    ok = await operator.generation.Generate(pb.GenerateRequest(prompt="hi", sampling=GREEDY))
+    assert ok.summary.usage.completion_tokens > 0
 
 
 async def test_list_models_reports_the_weights_hash(operator):

@@ -21,6 +21,7 @@ from lorag.common.errors import (
     ResourceExhausted,
     Unimplemented,
 )
+from lorag.common.ratelimit import CONCURRENCY_RETRY_S
 from lorag.generation.backends import BackendRequest, GenerationBackend
 from lorag.generation.engine import BASE, SamplingParams
 from lorag.generation.settings import GenerationSettings
@@ -86,7 +87,8 @@ class Chunk:
 
 
 class TenantLimiter:
-    """At most ``limit`` in-flight requests per tenant; the next one is RESOURCE_EXHAUSTED."""
+    """At most ``limit`` in-flight requests per tenant; the next one is RESOURCE_EXHAUSTED with a
+    retry hint (trailers ``retry-after-ms`` and gRPC's pushback), as the platform's own limits."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -97,7 +99,9 @@ class TenantLimiter:
         if n >= self.limit:
             raise ResourceExhausted(
                 f"tenant has {n} generation requests in flight; the limit is {self.limit} "
-                "(LORAG_GENERATION_MAX_CONCURRENT_PER_TENANT)"
+                "(LORAG_GENERATION_MAX_CONCURRENT_PER_TENANT); "
+                f"retry in {round(CONCURRENCY_RETRY_S * 1000)} ms",
+                retry_after_s=CONCURRENCY_RETRY_S,  # a slot frees when any request ends
             )
         self.inflight[tenant_id] = n + 1
 
