@@ -25,9 +25,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("adapter_events") as batch:
         batch.add_column(sa.Column("tenant_revision", sa.BigInteger, nullable=False, server_default="0"))
+    # One pass with a window function (UPDATE … FROM: Postgres, SQLite ≥ 3.33), not a count per row.
     op.execute(
-        "UPDATE adapter_events SET tenant_revision = (SELECT COUNT(*) FROM adapter_events AS e "
-        "WHERE e.tenant_id = adapter_events.tenant_id AND e.revision <= adapter_events.revision)"
+        "UPDATE adapter_events SET tenant_revision = numbered.n FROM ("
+        "SELECT revision, ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY revision) AS n "
+        "FROM adapter_events) AS numbered WHERE numbered.revision = adapter_events.revision"
     )
     op.execute(
         "INSERT INTO tenant_registry_revisions (tenant_id, revision) "
