@@ -14,8 +14,10 @@ All figures come from one run on the same machine, side by side:
                      the same prompts ("engine_eos": the cost of gRPC and Ray alone), and
                      engine ÷ raw (what continuous batching gains over stock ``generate``)
 4. hot swap          time from an alias move until requests use the new version; failed requests
-5. int8 / fp32       int8 dynamic quantization (torch.ao) of the base: tokens/s ratio, greedy
-                     token agreement with fp32 and perplexity on a fixed text
+5. quantized / fp32  int8 dynamic quantization (torch.ao) and bitsandbytes int8 / nf4 / fp4 bases
+                     (CUDA GPU when visible, else bitsandbytes' CPU backend): tokens/s ratio,
+                     greedy token agreement with fp32, perplexity on a fixed text, weight memory,
+                     and 8 mixed adapters ÷ base rows on the nf4 base
 
 Model: the default SmolLM2-135M-Instruct (converted from its PyPI package), greedy decoding.
 """
@@ -404,12 +406,62 @@ def through_ray_serve(args, work: Path) -> dict:
     return {"ray_serve": {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}}
 
 
-def int8_tradeoff(args) -> dict:
-    """int8 dynamic quantization of the base vs fp32: speed, greedy agreement, perplexity."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _quantized_models(base_dir: Path) -> tuple[dict, dict]:
+    """{mode: model} for fp32, torch.ao int8 and each bitsandbytes mode this process can load,
+    and {mode: reason} for the modes it cannot."""
+    from transformers import AutoModelForCausalLM
 
+    from lorag.common.errors import FailedPrecondition
     from lorag.embedding.models import quantize_int8
+    from lorag.generation.models import BNB_MODES, load_bnb
+
+    def plain():
+        return AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True).eval()
+
+    loaded, skipped = {"fp32": plain()}, {}
+    int8, ok = quantize_int8(plain())
+    if ok:
+        loaded["int8"] = int8
+    else:
+        skipped["int8"] = "this torch build has no int8 dynamic quantization"
+    for mode in BNB_MODES:
+        try:
+            loaded[f"bnb_{mode}"] = load_bnb(str(base_dir), mode).eval()
+        except FailedPrecondition as exc:
+            skipped[f"bnb_{mode}"] = str(exc)
+    return loaded, skipped
+
+
+def _weight_mib(model) -> float:
+    """Bytes of the weights as stored in memory (packed int8 / 4-bit included), in MiB."""
+    import torch
+
+    seen, total = set(), 0
+    tensors = list(model.state_dict().values()) + list(model.parameters())
+    for t in tensors:
+        if not isinstance(t, torch.Tensor) or t.data_ptr() in seen:
+            continue
+        seen.add(t.data_ptr())
+        total += t.numel() * t.element_size()
+    for module in model.modules():  # torch.ao dynamic int8 keeps packed weights outside state
+        packed = getattr(module, "_packed_params", None)
+        if packed is not None and callable(getattr(module, "weight", None)):
+            w = module.weight()  # unpacked copy: count it, never dedup by its (reused) address
+            total += w.numel() * w.element_size()
+    return total / 2**20
+
+
+def quantization_tradeoff(args, work: Path) -> dict:
+    """Quantized bases vs fp32: speed, greedy agreement, perplexity, memory, LoRA mixing cost.
+
+    Modes: torch.ao int8 dynamic quantization and bitsandbytes int8 / nf4 / fp4 (on CUDA when a
+    GPU is visible, else on bitsandbytes' CPU backend), each beside fp32 in the same run.
+    """
+    import torch
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from lorag.generation import lora_batch
     from lorag.generation.engine import BASE, BatchEngine
     from lorag.generation.models import prepare_builtin
     from lorag.generation.settings import GenerationSettings
@@ -418,13 +470,9 @@ def int8_tradeoff(args) -> dict:
     base_dir = prepare_builtin(GenerationSettings())
     tok = AutoTokenizer.from_pretrained(base_dir)
     tok.padding_side = "left"
-    fp32 = AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True).eval()
-    int8, quantized = quantize_int8(
-        AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True).eval()
-    )
-    if not quantized:
-        return {"available": False}
-    models = {"fp32": fp32, "int8": int8}
+    models, skipped = _quantized_models(base_dir)
+    memory = {k: _weight_mib(m) for k, m in models.items()}
+    device = "cuda" if torch.cuda.is_available() else "cpu"
 
     # speed: the serving engine, equal work, alternating rounds, medians
     prompts = [(PROMPTS[i % len(PROMPTS)], BASE) for i in range(args.requests)]
@@ -445,54 +493,98 @@ def int8_tradeoff(args) -> dict:
     ]
     enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     width = enc["input_ids"].shape[1]
+
+    def on(model, tensors: dict) -> dict:
+        dev = next(model.parameters()).device
+        return {k: v.to(dev) for k, v in tensors.items()}
+
     with torch.inference_mode():
         outs = {
             k: m.generate(
-                **enc, max_new_tokens=args.max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
-            )[:, width:]
+                **on(m, enc), max_new_tokens=args.max_new_tokens, do_sample=False,
+                pad_token_id=tok.pad_token_id,
+            )[:, width:].cpu()
             for k, m in models.items()
-        }
+        }  # fmt: skip
         # teacher-forced top-1 agreement along the fp32 continuation
         full = torch.cat([enc["input_ids"], outs["fp32"]], 1)
         mask = torch.cat([enc["attention_mask"], torch.ones_like(outs["fp32"])], 1)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: positions start at 0
+        forced_in = {"input_ids": full, "attention_mask": mask, "position_ids": positions}
         top1 = {
-            k: m(input_ids=full, attention_mask=mask, position_ids=positions)
-            .logits[:, width - 1 : -1]
-            .argmax(-1)
-            for k, m in models.items()
+            k: m(**on(m, forced_in)).logits[:, width - 1 : -1].argmax(-1).cpu() for k, m in models.items()
         }
         # perplexity on a fixed text
         ids = tok(PERPLEXITY_TEXT, return_tensors="pt")["input_ids"]
-        ppl = {k: float(torch.exp(m(input_ids=ids, labels=ids).loss)) for k, m in models.items()}
-    ref, got = outs["fp32"], outs["int8"]
+        ppl = {
+            k: float(torch.exp(m(**on(m, {"input_ids": ids, "labels": ids})).loss)) for k, m in models.items()
+        }
+    ref = outs["fp32"]
     # positions up to and including the first end-of-sequence of the fp32 reference
     eos = tok.pad_token_id
     valid = (ref == eos).long().cumsum(1) - (ref == eos).long() == 0
-    prefix = []
-    for row in range(len(PROMPTS)):
-        n = int(valid[row].sum())
-        diverge = (ref[row, :n] != got[row, :n]).nonzero()
-        prefix.append((int(diverge[0]) if len(diverge) else n) / max(n, 1))
-    forced = (top1["int8"] == top1["fp32"]) & valid
-    fp32_rate, int8_rate = _rate(runs["fp32"]), _rate(runs["int8"])
+    fp32_rate = _rate(runs["fp32"])
+    modes = {}
+    for key in models:
+        got, prefix = outs[key], []
+        for row in range(len(PROMPTS)):
+            n = int(valid[row].sum())
+            diverge = (ref[row, :n] != got[row, :n]).nonzero()
+            prefix.append((int(diverge[0]) if len(diverge) else n) / max(n, 1))
+        rate = _rate(runs[key])
+        modes[key] = {
+            **rate,
+            "over_fp32_tokens_per_s": rate["tokens_per_s"] / fp32_rate["tokens_per_s"],
+            "weights_mib": memory[key],
+            "greedy_identical_continuations": sum(p == 1.0 for p in prefix),
+            "greedy_prefix_agreement_mean": sum(prefix) / len(prefix),
+            # for fp32 itself: a check of the alignment (teacher forcing reproduces its tokens)
+            "teacher_forced_top1_agreement": float(((top1[key] == ref) & valid).sum() / valid.sum()),
+            "perplexity": ppl[key],
+            "example": tok.decode(got[0], skip_special_tokens=True),
+        }
+    del engines
+
+    # LoRA on a 4-bit base (serving QLoRA-style adapters): mixed adapters ÷ base rows, nf4
+    lora = {}
+    if "bnb_nf4" in models:
+        adapter_dirs = sorted((work / "adapters").iterdir()) if (work / "adapters").exists() else []
+        if not adapter_dirs:
+            adapter_dirs = _adapters(base_dir, work / "adapters", args.adapters)
+        names = [f"a{i}" for i in range(len(adapter_dirs))]
+        peft = PeftModel.from_pretrained(models["bnb_nf4"], str(adapter_dirs[0]), adapter_name=names[0])
+        for name, path in zip(names[1:], adapter_dirs[1:], strict=True):
+            peft.load_adapter(str(path), adapter_name=name)
+        peft.eval()
+        lora_batch.install(peft)
+        eng = BatchEngine(peft, tok, max_batch_size=args.concurrency)
+        arms = {
+            "base": prompts,
+            "mixed": [(PROMPTS[i % len(PROMPTS)], names[i % len(names)]) for i in range(args.requests)],
+        }
+        lora_runs: dict[str, list[tuple[int, float]]] = {k: [] for k in arms}
+        for items in arms.values():
+            _run_engine(eng, tok, items, args.max_new_tokens, ignore_eos=True)
+        for _ in range(args.rounds):
+            for key, items in arms.items():
+                lora_runs[key].append(_run_engine(eng, tok, items, args.max_new_tokens, ignore_eos=True))
+        eng.close()
+        base_rate, mixed_rate = _rate(lora_runs["base"]), _rate(lora_runs["mixed"])
+        lora = {
+            "mode": "bnb_nf4",
+            "adapters": len(names),
+            "batched_lora_path": lora_batch.rows_supported(peft),
+            "base": base_rate,
+            "mixed": mixed_rate,
+            "mixed_over_base_tokens_per_s": mixed_rate["tokens_per_s"] / base_rate["tokens_per_s"],
+        }
     return {
-        "available": True,
-        "fp32": fp32_rate,
-        "int8": int8_rate,
-        "int8_over_fp32_tokens_per_s": int8_rate["tokens_per_s"] / fp32_rate["tokens_per_s"],
+        "device": device,
         "prompts": len(PROMPTS),
-        "greedy_identical_continuations": sum(p == 1.0 for p in prefix),
-        "greedy_prefix_agreement_mean": sum(prefix) / len(prefix),
-        "teacher_forced_top1_agreement": float(forced.sum() / valid.sum()),
-        # sanity check of the alignment: fp32 under teacher forcing reproduces its greedy tokens
-        "teacher_forced_fp32_self_agreement": float(((top1["fp32"] == ref) & valid).sum() / valid.sum()),
-        "perplexity": {**ppl, "text_tokens": int(ids.shape[1])},
-        "example": {
-            "prompt": PROMPTS[0],
-            "fp32": tok.decode(ref[0], skip_special_tokens=True),
-            "int8": tok.decode(got[0], skip_special_tokens=True),
-        },
+        "perplexity_text_tokens": int(ids.shape[1]),
+        "modes": modes,
+        "skipped": skipped,
+        "lora_on_4bit": lora,
     }
 
 
@@ -526,9 +618,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=("all", "engine", "int8"),
+        choices=("all", "engine", "quant"),
         default="all",
-        help="engine: only the in-process engine figures; int8: only the quantization trade-off",
+        help="engine: only the in-process engine figures; quant: only the quantization trade-off",
     )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -545,14 +637,13 @@ def main() -> None:
             results.update(asyncio.run(grpc_and_hot_swap(args, work, adapter_dirs)))
             print("measuring through Ray Serve's gRPC proxy ...", flush=True)
             results.update(through_ray_serve(args, work))
-        if args.only in ("all", "int8"):
-            print("measuring int8 dynamic quantization against fp32 ...", flush=True)
-            results["quantization_int8"] = int8_tradeoff(args)
+        if args.only in ("all", "quant"):
+            print("measuring quantized bases (torch.ao int8, bitsandbytes) against fp32 ...", flush=True)
+            results["quantization"] = quantization_tradeoff(args, work)
     tps = {k: v["tokens_per_s"] for k, v in results.items() if "tokens_per_s" in v}
-    quant = results.get("quantization_int8", {})
-    for key in ("fp32", "int8"):
-        if key in quant:
-            tps[f"{key}_engine"] = quant[key]["tokens_per_s"]
+    quant = results.get("quantization", {})
+    for key, mode in quant.get("modes", {}).items():
+        tps[f"{key}_engine"] = mode["tokens_per_s"]
     ratio_defs = {
         "mixed_over_base": ("mixed", "base", 0.8),
         "mixed_over_base_plain": ("mixed", "base_plain", 0.8),
@@ -563,9 +654,13 @@ def main() -> None:
         "grpc_over_engine": ("grpc", "engine_eos", None),
         "ray_serve_over_engine": ("ray_serve", "engine_eos", None),
         "engine_over_raw_generate": ("engine_eos", "raw_generate", None),
-        "int8_over_fp32": ("int8_engine", "fp32_engine", None),
     }
+    for key in quant.get("modes", {}):
+        if key != "fp32":
+            ratio_defs[f"{key}_over_fp32"] = (f"{key}_engine", "fp32_engine", None)
     ratios = {k: tps[a] / tps[b] for k, (a, b, _) in ratio_defs.items() if a in tps and b in tps}
+    if quant.get("lora_on_4bit"):
+        ratios["nf4_mixed_over_nf4_base"] = quant["lora_on_4bit"]["mixed_over_base_tokens_per_s"]
     report = {
         "benchmark": "generation",
         "machine": {

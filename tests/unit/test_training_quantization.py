@@ -42,3 +42,15 @@ def test_unknown_mode_is_refused(tmp_path):
         quantization.quantize_base(
             tiny_llama_dir(), out_root=tmp_path, name="x", records=RECORDS, mode="int4"
         )
+
+
+@pytest.mark.parametrize("mode", ["nf4", "bnb-int8"])
+def test_bitsandbytes_modes_measure_memory_and_loss(tmp_path, mode):
+    """bitsandbytes modes run here on its CPU backend: nothing is written, the deltas are real."""
+    art = quantization.quantize_base(
+        tiny_llama_dir(), out_root=tmp_path, name="tiny", records=RECORDS, mode=mode
+    )
+    assert art.mode == mode and art.path == "" and not any(tmp_path.iterdir())
+    assert 0 < art.quantized_bytes < art.fp32_bytes  # the quantized Linears take less memory
+    assert art.quantized_loss != art.fp32_loss  # quantization moved the loss, by a measured delta
+    assert art.loss_delta == pytest.approx(art.quantized_loss - art.fp32_loss)

@@ -28,7 +28,7 @@ from lorag.common.safeload import require_safetensors_adapter
 from lorag.embedding import models as model_files
 from lorag.generation import lora_batch
 from lorag.generation.engine import BASE, BatchEngine, SamplingParams, Sequence, TokenEvent
-from lorag.generation.models import ModelSource, bnb_config, weights_sha256
+from lorag.generation.models import ModelSource, load_bnb, weights_sha256
 
 log = logging.getLogger("lorag.generation.backends")
 
@@ -98,17 +98,12 @@ class LocalBackend:
         if bnb_quantization != "none":
             if quantize_int8:
                 raise FailedPrecondition(
-                    "LORAG_GENERATION_QUANTIZE_INT8 (CPU) and LORAG_GENERATION_BNB_QUANTIZATION (GPU) "
+                    "LORAG_GENERATION_QUANTIZE_INT8 (torch.ao) and LORAG_GENERATION_BNB_QUANTIZATION "
                     "exclude each other"
                 )
-            # bitsandbytes 8/4-bit weights on the GPU; peft wraps them with its own LoRA layers, so
-            # adapters work and mixed batches take peft's adapter_names path.
-            base = AutoModelForCausalLM.from_pretrained(
-                source.path,
-                quantization_config=bnb_config(bnb_quantization),
-                device_map={"": 0},
-                use_safetensors=True,
-            )
+            # bitsandbytes 8/4-bit weights (GPU, or CPU with bitsandbytes>=0.50); peft wraps them
+            # with its own LoRA layers, which lora_batch serves like plain ones.
+            base = load_bnb(source.path, bnb_quantization)
         else:
             base = AutoModelForCausalLM.from_pretrained(
                 source.path, dtype=torch.float32, use_safetensors=True

@@ -137,7 +137,7 @@ def _forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         plan = state.plan
         if plan is None:
             return self._lorag_peft_forward(x, *args, **kwargs)
-    peft_only = self.disable_adapters or self.merged or self.fan_in_fan_out
+    peft_only = self.disable_adapters or self.merged or getattr(self, "fan_in_fan_out", False)
     if peft_only or not plan.distinct.isdisjoint(self.lora_variant):
         kwargs["adapter_names"] = list(plan.names)
         return self._lorag_peft_forward(x, *args, **kwargs)
@@ -162,29 +162,46 @@ def _forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         flat = flat.to(a_t.dtype)
     h = torch.mm(flat, a_t).mul_(mask)
     out = result.view(-1, result.shape[-1])
-    if out.dtype == b_t.dtype:
+    if out.dtype == b_t.dtype and self._lorag_inplace:
         out.addmm_(h, b_t)
         return result
     return result + torch.mm(h, b_t).to(result.dtype).view_as(result)
 
 
+def _linear_classes() -> tuple[type, ...]:
+    """peft's LoRA Linear layers whose base is a plain or a bitsandbytes 8/4-bit Linear."""
+    from peft.tuners.lora.layer import Linear
+
+    classes: list[type] = [Linear]
+    try:
+        from peft.tuners.lora import bnb
+    except ImportError:  # bitsandbytes not installed
+        return tuple(classes)
+    classes += [getattr(bnb, n) for n in ("Linear8bitLt", "Linear4bit") if hasattr(bnb, n)]
+    return tuple(classes)
+
+
 def install(model: Any) -> int:
     """Route every LoRA Linear of ``model`` through the batched path; returns how many.
 
-    Call again after loading adapters (cached stacks are dropped and new modules patched).
+    Covers LoRA on plain Linear layers and on bitsandbytes 8/4-bit ones (the A/B matrices stay
+    in full precision there, only the base layer is quantized). Call again after loading
+    adapters (cached stacks are dropped and new modules patched).
     """
-    from peft.tuners.lora.layer import Linear as LoraLinear
-
+    classes = _linear_classes()
     state = model.__dict__.get("_lorag_rows")
     if state is None:
         state = _RowState()
         model.__dict__["_lorag_rows"] = state
     count = 0
     for module in model.modules():
-        if isinstance(module, LoraLinear):
+        if isinstance(module, classes):
             if "_lorag_peft_forward" not in module.__dict__:
                 module.__dict__["_lorag_peft_forward"] = module.forward
                 module.forward = types.MethodType(_forward, module)
+                # A plain Linear's output is a fresh tensor: add the update in place. A
+                # quantized layer's output may share storage with its kernel's buffers.
+                module.__dict__["_lorag_inplace"] = type(module) is classes[0]
             module.__dict__["_lorag_rows"] = state
             module.__dict__.pop("_lorag_stack", None)
             count += 1

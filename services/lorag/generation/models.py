@@ -99,40 +99,102 @@ def prepare_builtin(settings: GenerationSettings) -> Path:
         return target
 
 
-def bnb_config(mode: str, *, cuda: bool | None = None, bitsandbytes: bool | None = None):
-    """A transformers ``BitsAndBytesConfig`` for ``mode`` (int8 | nf4 | fp4) on a CUDA GPU.
+BNB_MODES = ("int8", "nf4", "fp4")
 
-    Refuses with FAILED_PRECONDITION when no CUDA GPU or no bitsandbytes is present (``cuda`` and
-    ``bitsandbytes`` default to what this process finds).
+
+def bnb_device(
+    mode: str,
+    *,
+    cuda: bool | None = None,
+    bitsandbytes: bool | None = None,
+    cpu_backend: bool | None = None,
+) -> str:
+    """Where a bitsandbytes ``mode`` base runs here: ``"cuda"`` (GPU 0) or ``"cpu"``.
+
+    bitsandbytes runs its 8/4-bit layers on a CUDA GPU, and on the CPU from the releases that
+    ship a CPU backend (the ``quant`` extra asks for 0.50 or later). Refuses with
+    FAILED_PRECONDITION when neither is available; the keyword arguments default to what this
+    process finds.
     """
-    import torch
-
-    if cuda is None:
-        cuda = torch.cuda.is_available()
+    if mode not in BNB_MODES:
+        raise FailedPrecondition(f"unknown bitsandbytes quantization {mode!r} (int8, nf4 or fp4)")
     if bitsandbytes is None:
         bitsandbytes = importlib.util.find_spec("bitsandbytes") is not None
-    if not cuda:
-        raise FailedPrecondition(
-            f"LORAG_GENERATION_BNB_QUANTIZATION={mode} needs a CUDA GPU; none is visible to this "
-            "process (use LORAG_GENERATION_QUANTIZE_INT8 on CPU)"
-        )
     if not bitsandbytes:
         raise FailedPrecondition(
-            f"LORAG_GENERATION_BNB_QUANTIZATION={mode} needs bitsandbytes: pip install 'lorag[gpu]'"
+            f"LORAG_GENERATION_BNB_QUANTIZATION={mode} needs bitsandbytes: pip install 'lorag[quant]'"
         )
+    if cuda is None:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    if cuda:
+        return "cuda"
+    if cpu_backend is None:
+        cpu_backend = importlib.util.find_spec("bitsandbytes.backends.cpu") is not None
+    if not cpu_backend:
+        raise FailedPrecondition(
+            f"LORAG_GENERATION_BNB_QUANTIZATION={mode} needs a CUDA GPU, or bitsandbytes>=0.50 for "
+            "the CPU; this process has neither (LORAG_GENERATION_QUANTIZE_INT8 works on any CPU)"
+        )
+    return "cpu"
+
+
+def bnb_config(mode: str, *, device: str | None = None):
+    """A transformers ``BitsAndBytesConfig`` for ``mode`` (int8 | nf4 | fp4) on ``device``.
+
+    ``device`` defaults to :func:`bnb_device`. 4-bit layers compute in bfloat16 (float16 where
+    the GPU lacks it) on CUDA and in float32 on the CPU, whose backend dequantizes to the input
+    dtype.
+    """
+    import torch
     from transformers import BitsAndBytesConfig
 
+    device = device or bnb_device(mode)
     if mode == "int8":
         return BitsAndBytesConfig(load_in_8bit=True)
-    if mode in ("nf4", "fp4"):
-        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        return BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type=mode,
-            bnb_4bit_compute_dtype=torch.bfloat16 if bf16 else torch.float16,
-            bnb_4bit_use_double_quant=True,
-        )
-    raise FailedPrecondition(f"unknown bitsandbytes quantization {mode!r} (int8, nf4 or fp4)")
+    if device == "cuda":
+        compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    else:
+        compute = torch.float32
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=mode,
+        bnb_4bit_compute_dtype=compute,
+        bnb_4bit_use_double_quant=True,
+    )
+
+
+class _BnbNoise(logging.Filter):
+    """Drops two bitsandbytes warnings that say nothing actionable in a service log: the int8
+    path's fp16 cast (logged on every forward pass) and, on CPUs with AVX512-BF16, that the
+    optional hub-downloaded ``kernels`` package is absent (lorag never downloads kernels)."""
+
+    PREFIXES = ("MatMul8bitLt: inputs will be cast", "Failed to load CPU gemm_4bit_forward")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.PREFIXES)
+
+
+def _quiet_bitsandbytes() -> None:
+    for name in ("bitsandbytes.autograd._functions", "bitsandbytes.backends.cpu.ops"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _BnbNoise) for f in logger.filters):
+            logger.addFilter(_BnbNoise())
+
+
+def load_bnb(path: str, mode: str):
+    """A causal LM with bitsandbytes ``mode`` weights, on GPU 0 or the CPU (see :func:`bnb_device`)."""
+    from transformers import AutoModelForCausalLM
+
+    device = bnb_device(mode)
+    _quiet_bitsandbytes()
+    return AutoModelForCausalLM.from_pretrained(
+        path,
+        quantization_config=bnb_config(mode, device=device),
+        device_map={"": 0 if device == "cuda" else "cpu"},
+        use_safetensors=True,
+    )
 
 
 def build_tiny_model(target: Path, *, tokenizer_from: Path, layers: int = 2, hidden: int = 64) -> Path:

@@ -36,7 +36,7 @@ class GenerationSettings(LoragSettings):
     bnb_quantization: str = Field(
         "none",
         pattern="^(none|int8|nf4|fp4)$",
-        description="bitsandbytes 8/4-bit base on a CUDA GPU (extra `gpu`); none = full precision",
+        description="bitsandbytes 8/4-bit base: CUDA GPU, else CPU (extra `quant`); none = full precision",
     )
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = number of cores")
     tgi_url: str = Field("http://127.0.0.1:8080", description="base URL of the TGI/LoRAX server")

@@ -1,4 +1,4 @@
-"""Quantized base models: an int8 artifact on CPU (bitsandbytes 4/8-bit on a GPU), with its deltas.
+"""Quantized base models: an int8 artifact (torch.ao), bitsandbytes 8/4-bit measurements, their deltas.
 
 ``int8`` applies the same torch.ao dynamic quantization the generation service uses for
 ``LORAG_GENERATION_QUANTIZE_INT8`` (:func:`lorag.embedding.models.quantize_int8`) and writes the
@@ -8,8 +8,9 @@ measured size and quality deltas against the float32 base (mean answer-token los
 on general records). The generation service quantizes at load with the identical, deterministic
 operation, so the artifact's figures are what serving with int8 costs.
 
-``nf4`` / ``fp4`` / ``bnb-int8`` load the base through bitsandbytes on a CUDA GPU and record the
-same deltas (memory footprint instead of file size); refused with FAILED_PRECONDITION elsewhere.
+``nf4`` / ``fp4`` / ``bnb-int8`` load the base through bitsandbytes (on a CUDA GPU, else on its
+CPU backend) and record the same deltas (memory footprint instead of file size); refused with
+FAILED_PRECONDITION where bitsandbytes cannot run.
 """
 
 from __future__ import annotations
@@ -131,18 +132,11 @@ def quantize_base(
         q_bytes = (tmp / WEIGHTS).stat().st_size
         fp32_bytes = sum(f.stat().st_size for f in Path(model_dir).glob("*.safetensors")) or fp32_bytes
         path = str(target)
-    else:  # pragma: no cover - needs a CUDA GPU with bitsandbytes
-        from transformers import AutoModelForCausalLM
-
-        from lorag.generation.models import bnb_config
+    else:
+        from lorag.generation.models import load_bnb
 
         del model
-        qmodel = AutoModelForCausalLM.from_pretrained(
-            str(model_dir),
-            quantization_config=bnb_config("int8" if mode == "bnb-int8" else mode),
-            device_map={"": 0},
-            use_safetensors=True,
-        )
+        qmodel = load_bnb(str(model_dir), "int8" if mode == "bnb-int8" else mode)
         q_loss = evaluation.generation_loss(qmodel, tokenizer, records, max_length=max_length)
         q_bytes = int(qmodel.get_memory_footprint())
         tmp = target = None
