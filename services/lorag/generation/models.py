@@ -183,12 +183,14 @@ def _quiet_bitsandbytes() -> None:
             logger.addFilter(_BnbNoise())
 
 
+_quiet_bitsandbytes()  # before anything imports bitsandbytes (peft does, when it is installed)
+
+
 def load_bnb(path: str, mode: str):
     """A causal LM with bitsandbytes ``mode`` weights, on GPU 0 or the CPU (see :func:`bnb_device`)."""
     from transformers import AutoModelForCausalLM
 
     device = bnb_device(mode)
-    _quiet_bitsandbytes()
     return AutoModelForCausalLM.from_pretrained(
         path,
         quantization_config=bnb_config(mode, device=device),
