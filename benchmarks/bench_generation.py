@@ -145,6 +145,35 @@ def _run_engine(engine, tok, items, max_new_tokens: int, *, ignore_eos: bool = F
     return tokens[0], time.perf_counter() - started
 
 
+class _OneTorchThread:
+    """Runs every model call of a benchmark part on one engine thread.
+
+    torch's CPU kernels parallelise with OpenMP, which keeps a team of worker threads per
+    calling thread. Once a process holds more OpenMP threads than cores (a second thread that
+    ran torch ops is enough on 2 cores), every small kernel pays a wake-up (libgomp, torch's
+    OpenMP runtime, then spins only briefly between parallel regions): decoding SmolLM2 at
+    batch 8 fell from about 115 to 80 tokens/s here. A served replica has one engine thread,
+    so the arms run there too: the engine switches models between rounds (``rounds``), and the
+    stock-``generate`` baselines run as engine commands (``call``).
+    """
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    def use(self, model) -> None:
+        self.engine.run_exclusive(lambda: setattr(self.engine, "model", model))
+
+    def rounds(self, model, items, max_new_tokens: int, *, ignore_eos: bool = False) -> tuple[int, float]:
+        self.use(model)
+        return _run_engine(self.engine, self.engine.tokenizer, items, max_new_tokens, ignore_eos=ignore_eos)
+
+    def call(self, fn):
+        return self.engine.run_exclusive(fn)
+
+    def close(self) -> None:
+        self.engine.close()
+
+
 def engine_ratios(args, work: Path) -> dict:
     import torch
     from peft import PeftModel
@@ -182,41 +211,41 @@ def engine_ratios(args, work: Path) -> dict:
         "rss_mib_per_adapter": (rss_loaded - rss_base) / args.adapters,
         "tensor_mib_per_adapter": tensor_bytes / 2**20,
     }
-    engine = BatchEngine(model, tok, max_batch_size=args.concurrency)
     plain_model = AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True).eval()
-    plain_engine = BatchEngine(plain_model, tok, max_batch_size=args.concurrency)
+    # One engine thread does all the model work of this part, the baselines included (see
+    # _OneTorchThread): the arms switch its model between rounds.
+    engine = _OneTorchThread(BatchEngine(model, tok, max_batch_size=args.concurrency))
     n = args.requests
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(n)]
     names = [f"a{i % args.adapters}" for i in range(n)]
     arms = {
-        "base_plain": (plain_engine, [(p, BASE) for p in prompts]),
-        "base": (engine, [(p, BASE) for p in prompts]),
-        "mixed": (engine, list(zip(prompts, names, strict=True))),
+        "base_plain": (plain_model, [(p, BASE) for p in prompts]),
+        "base": (model, [(p, BASE) for p in prompts]),
+        "mixed": (model, list(zip(prompts, names, strict=True))),
     }
 
     def raw_generate() -> tuple[int, float]:
         """Stock ``generate`` of the plain base model in batches of --concurrency, stopping at
         end-of-sequence like the served requests (the baseline of the gRPC ratios)."""
         tokens, started = 0, time.perf_counter()
-        with torch.inference_mode():
-            for i in range(0, n, args.concurrency):
-                batch = [
-                    tok.apply_chat_template(
-                        [{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False
-                    )
-                    for p in prompts[i : i + args.concurrency]
-                ]
-                enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False)
-                out = plain_model.generate(
-                    **enc, max_new_tokens=args.max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
+        for i in range(0, n, args.concurrency):
+            batch = [
+                tok.apply_chat_template(
+                    [{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False
                 )
-                tokens += int((out[:, enc["input_ids"].shape[1] :] != tok.pad_token_id).sum())
+                for p in prompts[i : i + args.concurrency]
+            ]
+            enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False)
+            out = plain_model.generate(
+                **enc, max_new_tokens=args.max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
+            )
+            tokens += int((out[:, enc["input_ids"].shape[1] :] != tok.pad_token_id).sum())
         return tokens, time.perf_counter() - started
 
     # Warm up every path with a full round each: the first passes over new shapes are slow.
-    for eng, items in arms.values():
-        _run_engine(eng, tok, items, args.max_new_tokens, ignore_eos=True)
-    raw_generate()
+    for arm_model, items in arms.values():
+        engine.rounds(arm_model, items, args.max_new_tokens, ignore_eos=True)
+    engine.call(raw_generate)
     # Alternate the arms round by round and keep the median round of each, so that load from
     # other processes on the machine hits every side alike. End-of-sequence is ignored in the
     # engine arms, so every round decodes the same number of row-steps; "engine_eos" (the plain
@@ -224,20 +253,18 @@ def engine_ratios(args, work: Path) -> dict:
     runs: dict[str, list[tuple[int, float]]] = {k: [] for k in arms}
     eos_runs: dict[str, list[tuple[int, float]]] = {"engine_eos": [], "raw_generate": []}
     for _ in range(args.rounds):
-        for key, (eng, items) in arms.items():
-            runs[key].append(_run_engine(eng, tok, items, args.max_new_tokens, ignore_eos=True))
+        for key, (arm_model, items) in arms.items():
+            runs[key].append(engine.rounds(arm_model, items, args.max_new_tokens, ignore_eos=True))
         eos_items = arms["base_plain"][1]
-        eos_runs["engine_eos"].append(_run_engine(plain_engine, tok, eos_items, args.max_new_tokens))
-        eos_runs["raw_generate"].append(raw_generate())
-    engine.close()
-    plain_engine.close()
+        eos_runs["engine_eos"].append(engine.rounds(plain_model, eos_items, args.max_new_tokens))
+        eos_runs["raw_generate"].append(engine.call(raw_generate))
     if len({t for r in runs.values() for t, _ in r}) != 1:
         raise RuntimeError("the measured arms generated different numbers of tokens")
 
     # naive: one request at a time, switching the active adapter per request; the same work as
     # the rounds above (min_new_tokens: every request generates max_new_tokens tokens)
-    naive_tokens, started = 0, time.perf_counter()
-    with torch.inference_mode():
+    def naive() -> tuple[int, float]:
+        tokens, started = 0, time.perf_counter()
         for prompt, name in zip(prompts, names, strict=True):
             model.set_adapter(name)
             ids = tok.apply_chat_template(
@@ -253,8 +280,11 @@ def engine_ratios(args, work: Path) -> dict:
                 do_sample=False,
                 pad_token_id=tok.pad_token_id,
             )
-            naive_tokens += out.shape[1] - ids["input_ids"].shape[1]
-    naive_s = time.perf_counter() - started
+            tokens += out.shape[1] - ids["input_ids"].shape[1]
+        return tokens, time.perf_counter() - started
+
+    naive_tokens, naive_s = engine.call(naive)
+    engine.close()
 
     return {
         **{key: _rate(r) for key, r in {**runs, **eos_runs}.items()},
@@ -474,17 +504,16 @@ def quantization_tradeoff(args, work: Path) -> dict:
     memory = {k: _weight_mib(m) for k, m in models.items()}
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
-    # speed: the serving engine, equal work, alternating rounds, medians
+    # speed: the serving engine, equal work, alternating rounds, medians; all model work of
+    # this part on the engine's thread (see _OneTorchThread)
     prompts = [(PROMPTS[i % len(PROMPTS)], BASE) for i in range(args.requests)]
-    engines = {k: BatchEngine(m, tok, max_batch_size=args.concurrency) for k, m in models.items()}
-    for eng in engines.values():
-        _run_engine(eng, tok, prompts, args.max_new_tokens, ignore_eos=True)
-    runs: dict[str, list[tuple[int, float]]] = {k: [] for k in engines}
+    engine = _OneTorchThread(BatchEngine(models["fp32"], tok, max_batch_size=args.concurrency))
+    for model in models.values():
+        engine.rounds(model, prompts, args.max_new_tokens, ignore_eos=True)
+    runs: dict[str, list[tuple[int, float]]] = {k: [] for k in models}
     for _ in range(args.rounds):
-        for key, eng in engines.items():
-            runs[key].append(_run_engine(eng, tok, prompts, args.max_new_tokens, ignore_eos=True))
-    for eng in engines.values():
-        eng.close()
+        for key, model in models.items():
+            runs[key].append(engine.rounds(model, prompts, args.max_new_tokens, ignore_eos=True))
 
     # quality: greedy continuations of every prompt (fp32 is the reference)
     texts = [
@@ -493,12 +522,13 @@ def quantization_tradeoff(args, work: Path) -> dict:
     ]
     enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     width = enc["input_ids"].shape[1]
+    ids = tok(PERPLEXITY_TEXT, return_tensors="pt")["input_ids"]
 
     def on(model, tensors: dict) -> dict:
         dev = next(model.parameters()).device
         return {k: v.to(dev) for k, v in tensors.items()}
 
-    with torch.inference_mode():
+    def quality() -> tuple[dict, dict, dict]:
         outs = {
             k: m.generate(
                 **on(m, enc), max_new_tokens=args.max_new_tokens, do_sample=False,
@@ -515,10 +545,12 @@ def quantization_tradeoff(args, work: Path) -> dict:
             k: m(**on(m, forced_in)).logits[:, width - 1 : -1].argmax(-1).cpu() for k, m in models.items()
         }
         # perplexity on a fixed text
-        ids = tok(PERPLEXITY_TEXT, return_tensors="pt")["input_ids"]
         ppl = {
             k: float(torch.exp(m(**on(m, {"input_ids": ids, "labels": ids})).loss)) for k, m in models.items()
         }
+        return outs, top1, ppl
+
+    outs, top1, ppl = engine.call(quality)
     ref = outs["fp32"]
     # positions up to and including the first end-of-sequence of the fp32 reference
     eos = tok.pad_token_id
@@ -543,7 +575,6 @@ def quantization_tradeoff(args, work: Path) -> dict:
             "perplexity": ppl[key],
             "example": tok.decode(got[0], skip_special_tokens=True),
         }
-    del engines
 
     # LoRA on a 4-bit base (serving QLoRA-style adapters): mixed adapters ÷ base rows, nf4
     lora = {}
@@ -552,23 +583,26 @@ def quantization_tradeoff(args, work: Path) -> dict:
         if not adapter_dirs:
             adapter_dirs = _adapters(base_dir, work / "adapters", args.adapters)
         names = [f"a{i}" for i in range(len(adapter_dirs))]
-        peft = PeftModel.from_pretrained(models["bnb_nf4"], str(adapter_dirs[0]), adapter_name=names[0])
-        for name, path in zip(names[1:], adapter_dirs[1:], strict=True):
-            peft.load_adapter(str(path), adapter_name=name)
-        peft.eval()
-        lora_batch.install(peft)
-        eng = BatchEngine(peft, tok, max_batch_size=args.concurrency)
+
+        def wrap():
+            peft = PeftModel.from_pretrained(models["bnb_nf4"], str(adapter_dirs[0]), adapter_name=names[0])
+            for name, path in zip(names[1:], adapter_dirs[1:], strict=True):
+                peft.load_adapter(str(path), adapter_name=name)
+            peft.eval()
+            lora_batch.install(peft)
+            return peft
+
+        peft = engine.call(wrap)
         arms = {
             "base": prompts,
             "mixed": [(PROMPTS[i % len(PROMPTS)], names[i % len(names)]) for i in range(args.requests)],
         }
         lora_runs: dict[str, list[tuple[int, float]]] = {k: [] for k in arms}
         for items in arms.values():
-            _run_engine(eng, tok, items, args.max_new_tokens, ignore_eos=True)
+            engine.rounds(peft, items, args.max_new_tokens, ignore_eos=True)
         for _ in range(args.rounds):
             for key, items in arms.items():
-                lora_runs[key].append(_run_engine(eng, tok, items, args.max_new_tokens, ignore_eos=True))
-        eng.close()
+                lora_runs[key].append(engine.rounds(peft, items, args.max_new_tokens, ignore_eos=True))
         base_rate, mixed_rate = _rate(lora_runs["base"]), _rate(lora_runs["mixed"])
         lora = {
             "mode": "bnb_nf4",
@@ -578,6 +612,7 @@ def quantization_tradeoff(args, work: Path) -> dict:
             "mixed": mixed_rate,
             "mixed_over_base_tokens_per_s": mixed_rate["tokens_per_s"] / base_rate["tokens_per_s"],
         }
+    engine.close()
     return {
         "device": device,
         "prompts": len(PROMPTS),
