@@ -297,6 +297,25 @@ def engine_ratios(args, work: Path) -> dict:
     }
 
 
+async def _served_rounds(one, args) -> list[tuple[int, float]]:
+    """--requests Generate calls, --concurrency at a time, as rounds: one to warm up (first
+    shapes), then --rounds measured, as the engine arms are."""
+
+    async def round_() -> tuple[int, float]:
+        sem = asyncio.Semaphore(args.concurrency)
+
+        async def bounded(i: int):
+            async with sem:
+                return await one(PROMPTS[i % len(PROMPTS)])
+
+        started = time.perf_counter()
+        responses = await asyncio.gather(*(bounded(i) for i in range(args.requests)))
+        return sum(r.summary.usage.completion_tokens for r in responses), time.perf_counter() - started
+
+    await round_()
+    return [await round_() for _ in range(args.rounds)]
+
+
 async def grpc_and_hot_swap(args, work: Path, adapter_dirs: list[Path]) -> dict:
     import json as _json
 
@@ -325,17 +344,7 @@ async def grpc_and_hot_swap(args, work: Path, adapter_dirs: list[Path]) -> dict:
                     pb.GenerateRequest(chat=chat, sampling=sampling, adapter=common_pb2.AdapterRef(ref=ref))
                 )
 
-            await one("warm up")
-            started = time.perf_counter()
-            sem = asyncio.Semaphore(args.concurrency)
-
-            async def bounded(i: int):
-                async with sem:
-                    return await one(PROMPTS[i % len(PROMPTS)])
-
-            responses = await asyncio.gather(*(bounded(i) for i in range(args.requests)))
-            grpc_s = time.perf_counter() - started
-            grpc_tokens = sum(r.summary.usage.completion_tokens for r in responses)
+            grpc_runs = await _served_rounds(one, args)
 
             for d in adapter_dirs[:2]:
                 cfg = _json.loads((d / "adapter_config.json").read_text())
@@ -380,7 +389,7 @@ async def grpc_and_hot_swap(args, work: Path, adapter_dirs: list[Path]) -> dict:
         await host.stop(0)
         runtime.close()
     return {
-        "grpc": {"tokens": grpc_tokens, "seconds": grpc_s, "tokens_per_s": grpc_tokens / grpc_s},
+        "grpc": _rate(grpc_runs),
         "hot_swap": {
             "switch_time_s": switch_s,
             "failed_requests": failures,
@@ -418,25 +427,16 @@ def through_ray_serve(args, work: Path) -> dict:
                 chat = pb.Chat(messages=[pb.ChatMessage(role=pb.CHAT_ROLE_USER, content=prompt)])
                 return await c.generation.Generate(pb.GenerateRequest(chat=chat, sampling=sampling))
 
-            await one("warm up")
-            sem = asyncio.Semaphore(args.concurrency)
-
-            async def bounded(i: int):
-                async with sem:
-                    return await one(PROMPTS[i % len(PROMPTS)])
-
-            started = time.perf_counter()
-            responses = await asyncio.gather(*(bounded(i) for i in range(args.requests)))
-            return sum(r.summary.usage.completion_tokens for r in responses), time.perf_counter() - started
+            return await _served_rounds(one, args)
 
     try:
-        tokens, seconds = asyncio.run(run())
+        runs = asyncio.run(run())
     finally:
         serving.shutdown()
-    return {"ray_serve": {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}}
+    return {"ray_serve": _rate(runs)}
 
 
-def _quantized_models(base_dir: Path) -> tuple[dict, dict]:
+def _quantized_models(base_dir: Path, fp32) -> tuple[dict, dict]:
     """{mode: model} for fp32, torch.ao int8 and each bitsandbytes mode this process can load,
     and {mode: reason} for the modes it cannot."""
     from transformers import AutoModelForCausalLM
@@ -448,7 +448,7 @@ def _quantized_models(base_dir: Path) -> tuple[dict, dict]:
     def plain():
         return AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True).eval()
 
-    loaded, skipped = {"fp32": plain()}, {}
+    loaded, skipped = {"fp32": fp32}, {}
     int8, ok = quantize_int8(plain())
     if ok:
         loaded["int8"] = int8
@@ -489,7 +489,7 @@ def quantization_tradeoff(args, work: Path) -> dict:
     """
     import torch
     from peft import PeftModel
-    from transformers import AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from lorag.generation import lora_batch
     from lorag.generation.engine import BASE, BatchEngine
@@ -500,14 +500,16 @@ def quantization_tradeoff(args, work: Path) -> dict:
     base_dir = prepare_builtin(GenerationSettings())
     tok = AutoTokenizer.from_pretrained(base_dir)
     tok.padding_side = "left"
-    models, skipped = _quantized_models(base_dir)
+    # every model is built (quantization runs torch kernels) and run on one engine thread
+    fp32 = AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True).eval()
+    engine = _OneTorchThread(BatchEngine(fp32, tok, max_batch_size=args.concurrency))
+    models, skipped = engine.call(lambda: _quantized_models(base_dir, fp32))
     memory = {k: _weight_mib(m) for k, m in models.items()}
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
     # speed: the serving engine, equal work, alternating rounds, medians; all model work of
     # this part on the engine's thread (see _OneTorchThread)
     prompts = [(PROMPTS[i % len(PROMPTS)], BASE) for i in range(args.requests)]
-    engine = _OneTorchThread(BatchEngine(models["fp32"], tok, max_batch_size=args.concurrency))
     for model in models.values():
         engine.rounds(model, prompts, args.max_new_tokens, ignore_eos=True)
     runs: dict[str, list[tuple[int, float]]] = {k: [] for k in models}

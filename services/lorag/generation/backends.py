@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -72,6 +73,32 @@ class GenerationBackend(Protocol):
     async def close(self) -> None: ...
 
 
+def _on_passing_thread(fn):
+    """``fn()`` on a new thread that ends with it; returns its result or raises its exception.
+
+    Loading and quantizing a model runs torch kernels; torch's OpenMP keeps a team of worker
+    threads per calling thread for as long as that thread lives. Done on the constructor's
+    long-lived thread, that team would stay beside the engine thread's, and with more OpenMP
+    threads than cores every decoding kernel pays a wake-up (see
+    :mod:`lorag.generation.deployment`). A thread that ends takes its team with it.
+    """
+    box: list = []
+
+    def run() -> None:
+        try:
+            box.append((True, fn()))
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            box.append((False, exc))
+
+    thread = threading.Thread(target=run, name="lorag-generation-load", daemon=True)
+    thread.start()
+    thread.join()
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
 class LocalBackend:
     """A base model on this process with any number of LoRA adapters (peft)."""
 
@@ -95,26 +122,30 @@ class LocalBackend:
         self.tokenizer = AutoTokenizer.from_pretrained(source.path)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        if bnb_quantization != "none":
-            if quantize_int8:
-                raise FailedPrecondition(
-                    "LORAG_GENERATION_QUANTIZE_INT8 (torch.ao) and LORAG_GENERATION_BNB_QUANTIZATION "
-                    "exclude each other"
-                )
-            # bitsandbytes 8/4-bit weights (GPU, or CPU with bitsandbytes>=0.50); peft wraps them
-            # with its own LoRA layers, which lora_batch serves like plain ones.
-            base = load_bnb(source.path, bnb_quantization)
-        else:
-            base = AutoModelForCausalLM.from_pretrained(
-                source.path, dtype=torch.float32, use_safetensors=True
+        if bnb_quantization != "none" and quantize_int8:
+            raise FailedPrecondition(
+                "LORAG_GENERATION_QUANTIZE_INT8 (torch.ao) and LORAG_GENERATION_BNB_QUANTIZATION "
+                "exclude each other"
             )
-        base.eval()
-        self.quantized = quantize_int8
-        if quantize_int8:
-            # int8 dynamic quantization of every Linear (weights int8, activations quantized on
-            # the fly). peft cannot attach LoRA to quantized Linear modules, so a quantized
-            # replica serves the base model only.
-            base, self.quantized = model_files.quantize_int8(base)
+
+        def load():
+            if bnb_quantization != "none":
+                # bitsandbytes 8/4-bit weights (GPU, or CPU with bitsandbytes>=0.50); peft wraps
+                # them with its own LoRA layers, which lora_batch serves like plain ones.
+                model = load_bnb(source.path, bnb_quantization)
+            else:
+                model = AutoModelForCausalLM.from_pretrained(
+                    source.path, dtype=torch.float32, use_safetensors=True
+                )
+            model.eval()
+            if quantize_int8:
+                # int8 dynamic quantization of every Linear (weights int8, activations quantized
+                # on the fly). peft cannot attach LoRA to quantized Linear modules, so a
+                # quantized replica serves the base model only.
+                return model_files.quantize_int8(model)
+            return model, False
+
+        base, self.quantized = _on_passing_thread(load)
         self.base = base
         self.engine = BatchEngine(base, self.tokenizer, max_batch_size=max_batch_size)
         self._adapters: OrderedDict[str, LoadedAdapterInfo] = OrderedDict()

@@ -1,4 +1,8 @@
-"""lorag.generation.v1 servicer: proto <-> GenerationCore."""
+"""lorag.generation.v1 servicer: proto <-> GenerationCore.
+
+It imports :mod:`lorag.generation.openmp` before anything that loads torch, so that torch's
+OpenMP starts with the settings for decoding.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from lorag.common import telemetry
 from lorag.common.rpc import Call, ServicerBase, rpc
 from lorag.common.tenancy import Role
 from lorag.common.v1 import common_pb2
-from lorag.generation import models
+from lorag.generation import models, openmp  # noqa: F401 - openmp loads torch first (models does not)
 from lorag.generation.backends import GenerationBackend, LocalBackend, TgiBackend
 from lorag.generation.core import Chunk, GenerationCore, GenerationInput
 from lorag.generation.settings import GenerationSettings
