@@ -491,6 +491,7 @@ def quantization_tradeoff(args, work: Path) -> dict:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from lorag.common.safeload import require_safetensors_adapter
     from lorag.generation import lora_batch
     from lorag.generation.engine import BASE, BatchEngine
     from lorag.generation.models import prepare_builtin
@@ -587,9 +588,10 @@ def quantization_tradeoff(args, work: Path) -> dict:
         names = [f"a{i}" for i in range(len(adapter_dirs))]
 
         def wrap():
-            peft = PeftModel.from_pretrained(models["bnb_nf4"], str(adapter_dirs[0]), adapter_name=names[0])
+            first = require_safetensors_adapter(adapter_dirs[0])
+            peft = PeftModel.from_pretrained(models["bnb_nf4"], first, adapter_name=names[0])
             for name, path in zip(names[1:], adapter_dirs[1:], strict=True):
-                peft.load_adapter(str(path), adapter_name=name)
+                peft.load_adapter(require_safetensors_adapter(path), adapter_name=name)
             peft.eval()
             lora_batch.install(peft)
             return peft
