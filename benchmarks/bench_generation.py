@@ -161,7 +161,11 @@ class _OneTorchThread:
         self.engine = engine
 
     def use(self, model) -> None:
-        self.engine.run_exclusive(lambda: setattr(self.engine, "model", model))
+        def switch() -> None:
+            self.engine.model = model
+            self.engine.device = next(model.parameters()).device  # batch tensors go there
+
+        self.engine.run_exclusive(switch)
 
     def rounds(self, model, items, max_new_tokens: int, *, ignore_eos: bool = False) -> tuple[int, float]:
         self.use(model)
@@ -438,7 +442,9 @@ def through_ray_serve(args, work: Path) -> dict:
 
 def _quantized_models(base_dir: Path, fp32) -> tuple[dict, dict]:
     """{mode: model} for fp32, torch.ao int8 and each bitsandbytes mode this process can load,
-    and {mode: reason} for the modes it cannot."""
+    and {mode: reason} for the modes it cannot. With a CUDA GPU, fp32 and bitsandbytes run on
+    it (torch.ao int8 is CPU-only and skipped)."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     from lorag.common.errors import FailedPrecondition
@@ -449,11 +455,15 @@ def _quantized_models(base_dir: Path, fp32) -> tuple[dict, dict]:
         return AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True).eval()
 
     loaded, skipped = {"fp32": fp32}, {}
-    int8, ok = quantize_int8(plain())
-    if ok:
-        loaded["int8"] = int8
+    if torch.cuda.is_available():
+        loaded["fp32"] = fp32.to("cuda")  # the reference runs where the bitsandbytes models run
+        skipped["int8"] = "torch.ao dynamic int8 runs on the CPU only"
     else:
-        skipped["int8"] = "this torch build has no int8 dynamic quantization"
+        int8, ok = quantize_int8(plain())
+        if ok:
+            loaded["int8"] = int8
+        else:
+            skipped["int8"] = "this torch build has no int8 dynamic quantization"
     for mode in BNB_MODES:
         try:
             loaded[f"bnb_{mode}"] = load_bnb(str(base_dir), mode).eval()
