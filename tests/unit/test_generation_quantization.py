@@ -49,6 +49,8 @@ def test_bnb_configs_for_each_mode():
     assert nf4.load_in_4bit and nf4.bnb_4bit_quant_type == "nf4" and nf4.bnb_4bit_use_double_quant
     assert nf4.bnb_4bit_compute_dtype == torch.float32  # the CPU backend computes in the input dtype
     assert bnb_config("fp4", device="cpu").bnb_4bit_quant_type == "fp4"
+    with pytest.raises(FailedPrecondition, match="unknown bitsandbytes quantization 'int4'"):
+        bnb_config("int4", device="cpu")
 
 
 def test_local_backend_refuses_bnb_with_torch_int8():

@@ -102,6 +102,11 @@ def prepare_builtin(settings: GenerationSettings) -> Path:
 BNB_MODES = ("int8", "nf4", "fp4")
 
 
+def _known_mode(mode: str) -> None:
+    if mode not in BNB_MODES:
+        raise FailedPrecondition(f"unknown bitsandbytes quantization {mode!r} (int8, nf4 or fp4)")
+
+
 def bnb_device(
     mode: str,
     *,
@@ -116,8 +121,7 @@ def bnb_device(
     FAILED_PRECONDITION when neither is available; the keyword arguments default to what this
     process finds.
     """
-    if mode not in BNB_MODES:
-        raise FailedPrecondition(f"unknown bitsandbytes quantization {mode!r} (int8, nf4 or fp4)")
+    _known_mode(mode)
     if bitsandbytes is None:
         bitsandbytes = importlib.util.find_spec("bitsandbytes") is not None
     if not bitsandbytes:
@@ -150,6 +154,7 @@ def bnb_config(mode: str, *, device: str | None = None):
     import torch
     from transformers import BitsAndBytesConfig
 
+    _known_mode(mode)
     device = device or bnb_device(mode)
     if mode == "int8":
         return BitsAndBytesConfig(load_in_8bit=True)
