@@ -451,15 +451,12 @@ def _quantized_models(base_dir: Path, fp32) -> tuple[dict, dict]:
     from lorag.embedding.models import quantize_int8
     from lorag.generation.models import BNB_MODES, load_bnb
 
-    def plain():
-        return AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True).eval()
-
     loaded, skipped = {"fp32": fp32}, {}
     if torch.cuda.is_available():
         loaded["fp32"] = fp32.to("cuda")  # the reference runs where the bitsandbytes models run
         skipped["int8"] = "torch.ao dynamic int8 runs on the CPU only"
     else:
-        int8, ok = quantize_int8(plain())
+        int8, ok = quantize_int8(AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True).eval())
         if ok:
             loaded["int8"] = int8
         else:

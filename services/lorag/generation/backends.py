@@ -80,7 +80,7 @@ def _on_passing_thread(fn):
     threads per calling thread for as long as that thread lives. Done on the constructor's
     long-lived thread, that team would stay beside the engine thread's, and with more OpenMP
     threads than cores every decoding kernel pays a wake-up (see
-    :mod:`lorag.generation.deployment`). A thread that ends takes its team with it.
+    :mod:`lorag.generation.openmp`). A thread that ends takes its team with it.
     """
     box: list = []
 

@@ -181,15 +181,9 @@ def load_base(kind: str, model_dir: Path, *, qlora: bool = False) -> tuple[Any, 
         if qlora:  # pragma: no cover - needs a CUDA GPU
             from peft import prepare_model_for_kbit_training
 
-            from lorag.generation.models import bnb_config
+            from lorag.generation.models import load_bnb
 
-            model = AutoModelForCausalLM.from_pretrained(
-                str(model_dir),
-                quantization_config=bnb_config("nf4"),
-                device_map={"": 0},
-                use_safetensors=True,
-            )
-            model = prepare_model_for_kbit_training(model)
+            model = prepare_model_for_kbit_training(load_bnb(str(model_dir), "nf4"))
         else:
             model = AutoModelForCausalLM.from_pretrained(
                 str(model_dir), dtype=torch.float32, local_files_only=True, use_safetensors=True
